@@ -41,6 +41,7 @@ from ._errors import (
     invalid_object,
     new_error,
     not_found,
+    not_found_field,
     not_supported,
     qualified,
     required,

@@ -215,6 +215,8 @@ class FieldError:
             body = f"Unsupported value: {_show(self.bad_value)}"
         elif self.type == "FieldValueDuplicate":
             body = f"Duplicate value: {_show(self.bad_value)}"
+        elif self.type == "FieldValueNotFound":
+            body = f"Not found: {_show(self.bad_value)}"
         elif self.type == "FieldValueForbidden":
             body = "Forbidden"
         elif self.type == "FieldValueTooLong":
@@ -241,6 +243,10 @@ def not_supported(field: str, value: Any, supported: Sequence[str]) -> FieldErro
 
 def duplicate(field: str, value: Any) -> FieldError:
     return FieldError("FieldValueDuplicate", field, value)
+
+
+def not_found_field(field: str, value: Any) -> FieldError:
+    return FieldError("FieldValueNotFound", field, value)
 
 
 def forbidden_field(field: str, detail: str) -> FieldError:
