@@ -306,7 +306,7 @@ def load_documents(text: str, source: str = "<stdin>") -> list[Any]:
     """Every non-empty document in a YAML or JSON stream, with `kind: List`
     expanded to its items. A syntax error names the line, like kubectl."""
     try:
-        docs = list(yaml.load_all(text, Loader=_Loader))  # noqa: S506 - a SafeLoader subclass
+        docs = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -161,12 +161,14 @@ def parse_selector(text: str) -> Selector:
             elif nxt in ("<", ">"):
                 value = expect_value(i + 2)
                 if not value.lstrip("-").isdigit():
-                    raise SelectorError(f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer: {value!r}")
+                    raise SelectorError("unable to parse requirement: for 'Gt', 'Lt' operators, the value must be "
+                                        f"an integer: {value!r}")
                 reqs.append(Requirement(key, "gt" if nxt == ">" else "lt", (value,)))
                 i += 3
             elif nxt in ("in", "notin"):
                 if i + 2 >= len(tokens) or tokens[i + 2] != "(":
-                    raise SelectorError(f"found '{tokens[i + 2] if i + 2 < len(tokens) else 'end of string'}', expected: '('")
+                    found = tokens[i + 2] if i + 2 < len(tokens) else "end of string"
+                    raise SelectorError(f"found '{found}', expected: '('")
                 j, values = i + 3, []
                 while j < len(tokens) and tokens[j] != ")":
                     if tokens[j] != ",":

@@ -208,7 +208,9 @@ def _three_way_list(was: list[Any], want: list[Any], have: list[Any], field: Fie
         removed = [v for v in was if v not in want and v in have]
         added = [v for v in want if v not in have]
         if removed and field is not None:
-            return (_DELETE_PRIMITIVE + field.name, removed) if not added else ("", [v for v in have if v not in removed] + added)
+            if not added:
+                return _DELETE_PRIMITIVE + field.name, removed
+            return "", [v for v in have if v not in removed] + added
         return ("", added) if added else None
     by_key_have = {v.get(merge_key): v for v in have if isinstance(v, dict)}
     want_keys = {v.get(merge_key) for v in want if isinstance(v, dict)}

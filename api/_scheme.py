@@ -170,7 +170,7 @@ class Scheme:
         lowered = text.lower()
         resource, _, group = lowered.partition(".")
         if group.startswith("v") and "." in group:  # deployments.v1.apps
-            version, _, group = group.partition(".")
+            _version, _, group = group.partition(".")
         candidates = [k for k in self._kinds if not group or k.group == group]
         for k in candidates:
             if resource in (k.resource, k.singular) or resource in k.short_names:

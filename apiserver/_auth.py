@@ -59,7 +59,7 @@ class TokenFileAuthenticator:
                 if len(row) < 3:
                     raise ValueError(f"{path}: a token line needs at least token,user,uid: {row!r}")
                 groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) > 3 else ()
-                self._tokens[row[0]] = UserInfo(row[1], groups + ("system:authenticated",), row[2])
+                self._tokens[row[0]] = UserInfo(row[1], (*groups, "system:authenticated"), row[2])
 
     def authenticate(self, creds: Credentials) -> UserInfo | None:
         header = creds.metadata.get("authorization", "")
@@ -77,7 +77,7 @@ class ClientCertAuthenticator:
     def authenticate(self, creds: Credentials) -> UserInfo | None:
         if not creds.cert_common_name:
             return None
-        return UserInfo(creds.cert_common_name, creds.cert_organizations + ("system:authenticated",))
+        return UserInfo(creds.cert_common_name, (*creds.cert_organizations, "system:authenticated"))
 
 
 class AuthenticatorChain:

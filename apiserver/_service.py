@@ -136,7 +136,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
         self._h = handler
         self._bookmark_interval = bookmark_interval
 
-    async def Create(self, request: api_pb2.CreateRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def Create(self, request: api_pb2.CreateRequest, context: grpc.aio.ServicerContext) -> Any:
         async def call() -> api_pb2.ObjectResponse:
             store, user = self._h.admit(context, "create", request.group, request.resource, request.namespace)
             obj = _unpack(store.kind, request.object)
@@ -144,14 +144,14 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
             return _respond(store.kind, created)
         return await self._h.unary(context, "create", request.group, request.resource, call, mutating=True)
 
-    async def Get(self, request: api_pb2.GetRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def Get(self, request: api_pb2.GetRequest, context: grpc.aio.ServicerContext) -> Any:
         async def call() -> api_pb2.ObjectResponse:
             store, _ = self._h.admit(context, "get", request.group, request.resource, request.namespace, request.name)
             raw = await store.get(request.namespace, request.name, request.resourceVersion)
             return api_pb2.ObjectResponse(object=_pack(store.kind, raw.data))
         return await self._h.unary(context, "get", request.group, request.resource, call, mutating=False)
 
-    async def List(self, request: api_pb2.ListRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def List(self, request: api_pb2.ListRequest, context: grpc.aio.ServicerContext) -> Any:
         async def call() -> api_pb2.ListResponse:
             store, _ = self._h.admit(context, "list", request.group, request.resource, request.namespace)
             outcome = await store.list(request.namespace, label_selector=request.labelSelector,
@@ -178,14 +178,14 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
             return _respond(store.kind, updated)
         return await self._h.unary(context, "update", request.group, request.resource, call, mutating=True)
 
-    async def Update(self, request: api_pb2.UpdateRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def Update(self, request: api_pb2.UpdateRequest, context: grpc.aio.ServicerContext) -> Any:
         return await self._update(request, context, status_only=False)
 
-    async def UpdateStatus(self, request: api_pb2.UpdateRequest,  # noqa: N802
+    async def UpdateStatus(self, request: api_pb2.UpdateRequest,
                            context: grpc.aio.ServicerContext) -> Any:
         return await self._update(request, context, status_only=True)
 
-    async def Patch(self, request: api_pb2.PatchRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def Patch(self, request: api_pb2.PatchRequest, context: grpc.aio.ServicerContext) -> Any:
         async def call() -> api_pb2.ObjectResponse:
             if request.subresource not in ("", "status"):
                 raise new_error("NotFound", f"the server could not find the requested resource "
@@ -206,7 +206,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
             return _respond(store.kind, patched)
         return await self._h.unary(context, "patch", request.group, request.resource, call, mutating=True)
 
-    async def Delete(self, request: api_pb2.DeleteRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def Delete(self, request: api_pb2.DeleteRequest, context: grpc.aio.ServicerContext) -> Any:
         async def call() -> api_pb2.ObjectResponse:
             store, user = self._h.admit(context, "delete", request.group, request.resource, request.namespace,
                                         request.name)
@@ -221,7 +221,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
             return _respond(store.kind, deleted)
         return await self._h.unary(context, "delete", request.group, request.resource, call, mutating=True)
 
-    async def Watch(self, request: api_pb2.WatchRequest,  # noqa: N802
+    async def Watch(self, request: api_pb2.WatchRequest,
                     context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.WatchEvent]:
         try:
             store, _ = self._h.admit(context, "watch", request.group, request.resource, request.namespace)
@@ -246,7 +246,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
         except StatusError as err:
             await context.abort(err.grpc_code, err.message, trailing_metadata=err.trailing_metadata())
 
-    async def ConvertToTable(self, request: api_pb2.ConvertToTableRequest,  # noqa: N802
+    async def ConvertToTable(self, request: api_pb2.ConvertToTableRequest,
                              context: grpc.aio.ServicerContext) -> Any:
         async def call() -> api_pb2.Table:
             table = api_pb2.Table()
@@ -289,7 +289,7 @@ def _patcher(kind: Kind, patch_type: str, patch: Any) -> Callable[[Any], Any]:
 
 
 class DiscoveryServicer(api_pb2_grpc.DiscoveryServicer):
-    async def ServerResources(self, request: api_pb2.DiscoveryRequest,  # noqa: N802
+    async def ServerResources(self, request: api_pb2.DiscoveryRequest,
                               context: grpc.aio.ServicerContext) -> api_pb2.APIResourceList:
         out = api_pb2.APIResourceList()
         for kind in SCHEME:
@@ -301,6 +301,6 @@ class DiscoveryServicer(api_pb2_grpc.DiscoveryServicer):
                 subresources=["status"] if kind.has_status else [])
         return out
 
-    async def Version(self, request: api_pb2.DiscoveryRequest,  # noqa: N802
+    async def Version(self, request: api_pb2.DiscoveryRequest,
                       context: grpc.aio.ServicerContext) -> api_pb2.VersionInfo:
         return VERSION

@@ -102,7 +102,8 @@ class Clientset:
                 return await method(request, metadata=self._metadata, timeout=timeout)
             except grpc.aio.AioRpcError as err:
                 error = StatusError.from_rpc_error(err)
-                retry = error.reason == "TooManyRequests" or (retry_unavailable and error.reason == "ServiceUnavailable")
+                retry = error.reason == "TooManyRequests" or (
+                    retry_unavailable and error.reason == "ServiceUnavailable")
                 if not retry or attempt == _RETRIES - 1:
                     raise error from None
                 wait = max(delay, float(error.status.details.retryAfterSeconds or 0) * 0.1)

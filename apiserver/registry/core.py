@@ -157,7 +157,8 @@ def pod_phase_reason(pod: Any) -> tuple[str, int, int, int]:
         if cs.state.HasField("terminated") and term.exitCode == 0:
             continue
         if cs.state.HasField("terminated"):
-            reason = "Init:" + (term.reason or (f"Signal:{term.signal}" if term.signal else f"ExitCode:{term.exitCode}"))
+            code = f"Signal:{term.signal}" if term.signal else f"ExitCode:{term.exitCode}"
+            reason = "Init:" + (term.reason or code)
         elif cs.state.HasField("waiting") and wait.reason and wait.reason != "PodInitializing":
             reason = "Init:" + wait.reason
         else:

@@ -123,7 +123,7 @@ class EtcdStore:
 
     # ------------------------------------------------------------------ writes
 
-    async def create(self, key: str, value: bytes, *, side_creates: Mapping[str, bytes] = {}) -> int:  # noqa: B006
+    async def create(self, key: str, value: bytes, *, side_creates: Mapping[str, bytes] = {}) -> int:
         keys = [key, *side_creates]
         compare = [KVService.txn_compare_create_revision(k.encode(), 0) for k in keys]
         success = [KVService.txn_op_put(key.encode(), value)]
@@ -138,7 +138,7 @@ class EtcdStore:
         return int(resp.header.revision)
 
     async def update(self, key: str, value: bytes, expected_revision: int, *,
-                     side_creates: Mapping[str, bytes] = {}, side_deletes: Sequence[str] = ()) -> int:  # noqa: B006
+                     side_creates: Mapping[str, bytes] = {}, side_deletes: Sequence[str] = ()) -> int:
         compare = [_same_revision(key, expected_revision)]
         compare += [KVService.txn_compare_create_revision(k.encode(), 0) for k in side_creates]
         success = [KVService.txn_op_put(key.encode(), value)]

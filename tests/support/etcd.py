@@ -48,7 +48,7 @@ def docker_engine() -> Iterator[bool]:
     if not dockerd or os.geteuid() != 0:
         yield False
         return
-    log = open(Path(tempfile.gettempdir()) / "kubelab-test-dockerd.log", "ab")  # noqa: SIM115
+    log = open(Path(tempfile.gettempdir()) / "kubelab-test-dockerd.log", "ab")
     proc = subprocess.Popen([dockerd, "--iptables=false", "--ip-masq=false", "--bridge=none"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
