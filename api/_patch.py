@@ -106,7 +106,12 @@ def strategic_merge(original: Any, patch: Any, desc: Descriptor | None) -> Any:
         elif isinstance(value, list) and not _is_map_field(field):
             result[key] = _merge_list(result.get(key), value, field, sub)
         elif isinstance(value, dict):
-            if _is_map_field(field):
+            if _is_map_field(field) and value.get("$patch") in ("replace", "delete"):
+                if value["$patch"] == "delete":
+                    result.pop(key, None)
+                else:
+                    result[key] = {k: copy.deepcopy(v) for k, v in value.items() if k != "$patch"}
+            elif _is_map_field(field):
                 merged = dict(result.get(key) or {})
                 for k, v in value.items():
                     if v is None:

@@ -101,6 +101,10 @@ class APIServer:
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
             ("grpc.so_reuseport", 0),
+            # Clients keep long watches alive with pings; let them.
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.http2.max_ping_strikes", 0),
         ])
         api_pb2_grpc.add_ResourcesServicer_to_server(
             ResourcesServicer(self.handler, self.options.watch_bookmark_interval), server)

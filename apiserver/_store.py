@@ -249,7 +249,8 @@ class ResourceStore:
             raise new_error("Timeout", f"Too large resource version: {wanted}, current: {self.cacher.revision}",
                             retry_after=1)
 
-    def _predicate(self, namespace: str, labels: str, fields: str) -> Callable[[CachedObject], bool] | None:
+    def _predicate(self, namespace: str, labels: str, fields: str,
+                   scope_by_namespace: bool = False) -> Callable[[CachedObject], bool] | None:
         try:
             label_sel = parse_selector(labels) if labels else Selector()
         except SelectorError as err:
@@ -262,9 +263,11 @@ class ResourceStore:
         for req in field_sel.requirements:
             if req.field not in allowed:
                 raise bad_request(f'field label not supported: {req.field}')
-        if label_sel.empty() and field_sel.empty() and not (namespace and self.kind.namespaced):
+        # Lists scope by key prefix; only watches, which see the whole
+        # resource, need the namespace in the predicate.
+        ns = namespace if self.kind.namespaced and scope_by_namespace else ""
+        if label_sel.empty() and field_sel.empty() and not ns:
             return None
-        ns = namespace if self.kind.namespaced else ""
 
         def predicate(obj: CachedObject) -> bool:
             if ns and obj.fields.get("metadata.namespace") != ns:
@@ -490,7 +493,8 @@ class ResourceStore:
     async def watch(self, namespace: str, *, label_selector: str = "", field_selector: str = "",
                     resource_version: str = "", bookmarks: bool = False, bookmark_interval: float = 60.0,
                     timeout: float = 0.0) -> AsyncIterator[RawEvent]:
-        predicate = self._predicate(namespace, label_selector, field_selector) or (lambda _o: True)
+        predicate = self._predicate(namespace, label_selector, field_selector, scope_by_namespace=True) or (
+            lambda _o: True)
         start = _parse_revision(resource_version) if resource_version not in ("", "0") else None
         try:
             watcher = self.cacher.watch(start, predicate)

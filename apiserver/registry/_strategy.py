@@ -20,7 +20,6 @@ from google.protobuf.message import Message
 from api import (
     FieldError,
     Kind,
-    forbidden_field,
     human_duration,
     invalid,
     is_dns1123_label,
@@ -252,8 +251,6 @@ def validate_object_meta_update(obj: Any, old: Any) -> list[FieldError]:
     for name in ("name", "namespace", "uid", "creationTimestamp"):
         if getattr(meta, name) != getattr(was, name):
             errs.append(invalid(f"metadata.{name}", getattr(meta, name), "field is immutable"))
-    if was.deletionTimestamp and not meta.deletionTimestamp:
-        errs.append(forbidden_field("metadata.deletionTimestamp", "may not be cleared once set"))
     return errs
 
 

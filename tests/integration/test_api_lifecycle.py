@@ -1,0 +1,105 @@
+"""Deletion as Kubernetes does it: preconditions, finalizers and
+deletionTimestamp, graceful deletion of pods, propagation policies, and
+namespaces that terminate instead of vanishing."""
+
+from __future__ import annotations
+
+import pytest
+
+from api import MERGE_PATCH, StatusError
+from client import Clientset
+from proto import core_pb2
+
+from .test_api_crud import make_pod
+
+
+async def test_delete_returns_the_object_and_removes_it(client: Clientset, namespace: str) -> None:
+    cms = client.resource(core_pb2.ConfigMap, namespace)
+    cm = await cms.create(core_pb2.ConfigMap(metadata={"name": "c"}, data={"k": "v"}))
+    gone = await cms.delete("c")
+    assert gone.metadata.uid == cm.metadata.uid and gone.data["k"] == "v"
+    with pytest.raises(StatusError, match='configmaps "c" not found'):
+        await cms.get("c")
+    with pytest.raises(StatusError, match='configmaps "c" not found'):
+        await cms.delete("c")
+
+
+async def test_delete_preconditions(client: Clientset, namespace: str) -> None:
+    cms = client.resource(core_pb2.ConfigMap, namespace)
+    cm = await cms.create(core_pb2.ConfigMap(metadata={"name": "c"}))
+    with pytest.raises(StatusError) as err:
+        await cms.delete("c", uid="not-the-uid")
+    assert err.value.reason == "Conflict"
+    assert "Precondition failed: UID in precondition: not-the-uid" in err.value.message
+    with pytest.raises(StatusError) as err:
+        await cms.delete("c", resource_version="1")
+    assert "Precondition failed: ResourceVersion in precondition: 1" in err.value.message
+    await cms.delete("c", uid=cm.metadata.uid, resource_version=cm.metadata.resourceVersion)
+
+
+async def test_finalizers_hold_an_object_until_removed(client: Clientset, namespace: str) -> None:
+    cms = client.resource(core_pb2.ConfigMap, namespace)
+    await cms.create(core_pb2.ConfigMap(metadata={"name": "held", "finalizers": ["example.com/cleanup"]}))
+    marked = await cms.delete("held")
+    assert marked.metadata.deletionTimestamp and marked.metadata.deletionGracePeriodSeconds == 0
+    still = await cms.get("held")
+    assert still.metadata.deletionTimestamp == marked.metadata.deletionTimestamp
+    again = await cms.delete("held")  # deleting again changes nothing
+    assert again.metadata.resourceVersion == still.metadata.resourceVersion
+    still.data["late"] = "update"  # updates are still allowed while finalizers run
+    still = await cms.update(still)
+    # deletionTimestamp is the server's: an update cannot clear it.
+    kept = await cms.patch("held", {"metadata": {"deletionTimestamp": None}}, patch_type=MERGE_PATCH)
+    assert kept.metadata.deletionTimestamp == marked.metadata.deletionTimestamp
+    await cms.patch("held", {"metadata": {"finalizers": None}}, patch_type=MERGE_PATCH)
+    with pytest.raises(StatusError, match="not found"):
+        await cms.get("held")
+
+
+async def test_propagation_policies_add_gc_finalizers(client: Clientset, namespace: str) -> None:
+    cms = client.resource(core_pb2.ConfigMap, namespace)
+    await cms.create(core_pb2.ConfigMap(metadata={"name": "fg"}))
+    await cms.create(core_pb2.ConfigMap(metadata={"name": "orphan"}))
+    assert list((await cms.delete("fg", propagation="Foreground")).metadata.finalizers) == ["foregroundDeletion"]
+    assert list((await cms.delete("orphan", propagation="Orphan")).metadata.finalizers) == ["orphan"]
+    with pytest.raises(StatusError) as err:
+        await cms.delete("fg", propagation="Sideways")
+    assert err.value.reason == "Invalid"
+
+
+async def test_graceful_deletion_of_a_scheduled_pod(client: Clientset, namespace: str) -> None:
+    pods = client.resource(core_pb2.Pod, namespace)
+    await pods.create(make_pod("bound", node="node-1"))
+    marked = await pods.delete("bound")
+    assert marked.metadata.deletionGracePeriodSeconds == 30  # terminationGracePeriodSeconds default
+    assert (await pods.get("bound")).metadata.deletionTimestamp
+    shorter = await pods.delete("bound", grace_period=5)
+    assert shorter.metadata.deletionGracePeriodSeconds == 5
+    await pods.delete("bound", grace_period=0)  # what the kubelet sends when the containers are gone
+    with pytest.raises(StatusError, match="not found"):
+        await pods.get("bound")
+    await pods.create(make_pod("unbound"))
+    await pods.delete("unbound")  # no node: nothing to wait for
+    with pytest.raises(StatusError, match="not found"):
+        await pods.get("unbound")
+
+
+async def test_namespace_deletion_terminates_and_blocks_new_content(client: Clientset) -> None:
+    namespaces = client.resource(core_pb2.Namespace)
+    ns = await namespaces.create(core_pb2.Namespace(metadata={"name": "doomed-ns"}))
+    assert list(ns.spec.finalizers) == ["kubernetes"] and ns.status.phase == "Active"
+    assert ns.metadata.labels["kubernetes.io/metadata.name"] == "doomed-ns"
+    await client.resource(core_pb2.ConfigMap, "doomed-ns").create(core_pb2.ConfigMap(metadata={"name": "c"}))
+    marked = await namespaces.delete("doomed-ns")
+    assert marked.status.phase == "Terminating" and marked.metadata.deletionTimestamp
+    with pytest.raises(StatusError) as err:
+        await client.resource(core_pb2.ConfigMap, "doomed-ns").create(core_pb2.ConfigMap(metadata={"name": "d"}))
+    assert err.value.reason == "Forbidden"
+    assert "unable to create new content in namespace doomed-ns because it is being terminated" in err.value.message
+
+
+async def test_system_namespaces_cannot_be_deleted(client: Clientset) -> None:
+    with pytest.raises(StatusError) as err:
+        await client.resource(core_pb2.Namespace).delete("kube-system")
+    assert (err.value.reason, err.value.message) == (
+        "Forbidden", 'namespaces "kube-system" is forbidden: this namespace may not be deleted')
