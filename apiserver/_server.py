@@ -118,7 +118,10 @@ class APIServer:
             with open(self.options.tls_private_key_file, "rb") as k, open(self.options.tls_cert_file, "rb") as c:
                 pair = (k.read(), c.read())
             ca = open(self.options.client_ca_file, "rb").read() if self.options.client_ca_file else None
-            creds = grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=False)
+            # gRPC's Python server can require client certificates or not ask
+            # for them, nothing between: with a client CA, every client must
+            # present a certificate it signed (and may add a token).
+            creds = grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
             self.port = server.add_secure_port(address, creds)
         else:
             self.port = server.add_insecure_port(address)

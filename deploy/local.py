@@ -42,9 +42,20 @@ def wait_until(check: object, timeout: float, what: str, proc: subprocess.Popen[
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s ({last}):\n{tail}")
 
 
-def apiserver_ready(target: str) -> bool:
-    with grpc.insecure_channel(target) as channel:
-        api_pb2_grpc.DiscoveryStub(channel).Version(api_pb2.DiscoveryRequest(), timeout=1)
+def apiserver_ready(target: str, ca_file: Path | None = None) -> bool:
+    """Whether the apiserver answers. Over TLS, a server that demands client
+    certificates refuses the handshake; that still proves it is up."""
+    if ca_file is not None:
+        creds = grpc.ssl_channel_credentials(root_certificates=ca_file.read_bytes())
+        channel = grpc.secure_channel(target, creds)
+    else:
+        channel = grpc.insecure_channel(target)
+    with channel:
+        try:
+            api_pb2_grpc.DiscoveryStub(channel).Version(api_pb2.DiscoveryRequest(), timeout=1)
+        except grpc.RpcError as err:
+            if ca_file is None or err.code() != grpc.StatusCode.UNAVAILABLE or "handshake" not in str(err.details()):
+                raise
     return True
 
 
@@ -114,7 +125,8 @@ class EtcdProcess(ManagedProcess):
 class APIServerProcess(ManagedProcess):
     def __init__(self, etcd_url: str, *, port: int = 0, unix_socket: Path | None = None, log: Path,
                  extra: Sequence[str] = (), detach: bool = False, metrics_port: int = 0,
-                 bind_address: str = "127.0.0.1") -> None:
+                 bind_address: str = "127.0.0.1", ca_file: Path | None = None) -> None:
+        self.ca_file = ca_file
         self.port = port or free_port()
         self.metrics_port = metrics_port or free_port()
         self.target = f"127.0.0.1:{self.port}" if bind_address in ("127.0.0.1", "0.0.0.0") \
@@ -126,5 +138,5 @@ class APIServerProcess(ManagedProcess):
         super().__init__(argv, log, detach=detach)
 
     def wait_ready(self, timeout: float = 30.0) -> APIServerProcess:
-        wait_until(lambda: apiserver_ready(self.target), timeout, "apiserver", self.proc, self.log)
+        wait_until(lambda: apiserver_ready(self.target, self.ca_file), timeout, "apiserver", self.proc, self.log)
         return self

@@ -40,9 +40,10 @@ def etcd(workdir: Path) -> Iterator[Etcd]:
         yield Etcd(url, mode)
 
 
-def start_apiserver(etcd: Etcd, workdir: Path, *extra: str, name: str = "") -> APIServerProcess:
+def start_apiserver(etcd: Etcd, workdir: Path, *extra: str, name: str = "",
+                    ca_file: Path | None = None) -> APIServerProcess:
     name = name or f"apiserver-{uuid.uuid4().hex[:6]}"
-    return APIServerProcess(etcd.url, log=workdir / f"{name}.log", extra=extra).wait_ready()
+    return APIServerProcess(etcd.url, log=workdir / f"{name}.log", extra=extra, ca_file=ca_file).wait_ready()
 
 
 @pytest.fixture(scope="session")
