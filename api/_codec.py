@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from ._errors import StatusError, bad_request
@@ -46,9 +46,14 @@ def _is_repeated(field: FieldDescriptor) -> bool:
     return bool(field.is_repeated)
 
 
+def _message_type(field: FieldDescriptor) -> Any:
+    """The message type of a message field (typed Any: the stubs say Optional)."""
+    return field.message_type
+
+
 def _is_map(field: FieldDescriptor) -> bool:
     return (field.type == FieldDescriptor.TYPE_MESSAGE and _is_repeated(field)
-            and field.message_type.GetOptions().map_entry)
+            and bool(_message_type(field).GetOptions().map_entry))
 
 
 def _json_type(value: Any) -> str:
@@ -68,16 +73,16 @@ def _json_type(value: Any) -> str:
 def _go_type(field: FieldDescriptor, element: bool = False) -> str:
     """Name a field's type the way Go's json errors do."""
     if _is_map(field) and not element:
-        return f"map[string]{_go_type(field.message_type.fields_by_name['value'], True)}"
+        return f"map[string]{_go_type(_message_type(field).fields_by_name['value'], True)}"
     prefix = "[]" if _is_repeated(field) and not element else ""
     if field.type == FieldDescriptor.TYPE_MESSAGE:
-        full = field.message_type.full_name
-        if full == _QUANTITY:
+        msg = _message_type(field)
+        if msg.full_name == _QUANTITY:
             return prefix + "resource.Quantity"
-        if full == _INT_OR_STRING:
+        if msg.full_name == _INT_OR_STRING:
             return prefix + "intstr.IntOrString"
-        package_version = field.message_type.file.package.rsplit(".", 1)[-1]
-        return f"{prefix}{package_version}.{field.message_type.name}"
+        package_version = msg.file.package.rsplit(".", 1)[-1]
+        return f"{prefix}{package_version}.{msg.name}"
     names = {FieldDescriptor.TYPE_STRING: "string", FieldDescriptor.TYPE_BOOL: "bool",
              FieldDescriptor.TYPE_BYTES: "[]uint8", FieldDescriptor.TYPE_DOUBLE: "float64"}
     if field.type in _INT32:
@@ -94,7 +99,7 @@ class _Decoder:
     def message(self, msg: Message, data: Any, path: str, parent: str, field: FieldDescriptor | None) -> None:
         if not isinstance(data, dict):
             raise self._mismatch(data, path, parent, field)
-        desc: Descriptor = msg.DESCRIPTOR
+        desc: Any = msg.DESCRIPTOR
         for key, value in data.items():
             if not isinstance(key, str):
                 self.unknown.append(_join(path, str(key)))
@@ -113,7 +118,7 @@ class _Decoder:
             if not isinstance(value, dict):
                 raise self._mismatch(value, path, parent, field)
             target = getattr(msg, name)
-            value_field = field.message_type.fields_by_name["value"]
+            value_field = _message_type(field).fields_by_name["value"]
             for k, v in value.items():
                 if not isinstance(k, str):
                     raise _TypeMismatch(f"json: cannot unmarshal number into Go value of type string "
@@ -229,7 +234,7 @@ def from_dict(cls: type[M], data: Any, *, what: str = "") -> M:
 
 def _encode_value(field: FieldDescriptor, value: Any) -> Any:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
-        full = field.message_type.full_name
+        full = _message_type(field).full_name
         if full == _QUANTITY:
             return value.value
         if full == _INT_OR_STRING:
@@ -248,7 +253,7 @@ def to_dict(msg: Message) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field, value in msg.ListFields():
         if _is_map(field):
-            value_field = field.message_type.fields_by_name["value"]
+            value_field = _message_type(field).fields_by_name["value"]
             out[field.name] = {k: _encode_value(value_field, v) for k, v in value.items()}
         elif _is_repeated(field):
             out[field.name] = [_encode_value(field, v) for v in value]

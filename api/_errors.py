@@ -97,7 +97,7 @@ class StatusError(Exception):
     @classmethod
     def from_rpc_error(cls, err: grpc.RpcError) -> StatusError:
         """Rebuild the error a server raised, or describe a transport failure."""
-        metadata = err.trailing_metadata() or ()  # type: ignore[attr-defined]
+        metadata: Any = err.trailing_metadata() or ()  # type: ignore[attr-defined]
         for key, value in metadata:
             if key == _DETAILS_KEY:
                 rpc_status = status_pb2.Status.FromString(value)

@@ -23,8 +23,8 @@ from proto import meta_pb2
 
 from ._errors import bad_request
 
-_MERGE_KEY = meta_pb2.patchMergeKey
-_STRATEGY = meta_pb2.patchStrategy
+_MERGE_KEY: Any = meta_pb2.patchMergeKey
+_STRATEGY: Any = meta_pb2.patchStrategy
 _DELETE_PRIMITIVE = "$deleteFromPrimitiveList/"
 _SET_ORDER = "$setElementOrder/"
 
@@ -69,7 +69,7 @@ def _child(desc: Descriptor | None, key: str) -> tuple[FieldDescriptor | None, D
     field = desc.fields_by_name.get(key)
     if field is None or field.type != FieldDescriptor.TYPE_MESSAGE:
         return field, None
-    msg = field.message_type
+    msg: Any = field.message_type
     if msg.GetOptions().map_entry:
         value = msg.fields_by_name["value"]
         return field, value.message_type if value.type == FieldDescriptor.TYPE_MESSAGE else None
@@ -77,8 +77,10 @@ def _child(desc: Descriptor | None, key: str) -> tuple[FieldDescriptor | None, D
 
 
 def _is_map_field(field: FieldDescriptor | None) -> bool:
-    return (field is not None and field.type == FieldDescriptor.TYPE_MESSAGE
-            and field.message_type.GetOptions().map_entry)
+    if field is None or field.type != FieldDescriptor.TYPE_MESSAGE:
+        return False
+    msg: Any = field.message_type
+    return bool(msg.GetOptions().map_entry)
 
 
 def strategic_merge(original: Any, patch: Any, desc: Descriptor | None) -> Any:

@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--service-node-port-range", default="30000-32767", help="range NodePorts come from")
     p.add_argument("--tls-cert-file", default="", help="serve TLS with this certificate (PEM)")
     p.add_argument("--tls-private-key-file", default="", help="the key for --tls-cert-file (PEM)")
-    p.add_argument("--client-ca-file", default="", help="require client certificates signed by this CA (PEM); CN is the user, O the groups")
+    p.add_argument("--client-ca-file", default="",
+                   help="require client certificates signed by this CA (PEM); CN is the user, O the groups")
     p.add_argument("--token-auth-file", default="", help="static bearer tokens: token,user,uid[,\"groups\"]")
     p.add_argument("--anonymous-auth", default="true", choices=["true", "false"],
                    help="whether calls without credentials are served as system:anonymous")

@@ -60,7 +60,7 @@ class RangeAllocator:
         self._misses += 1
 
     async def _refresh(self) -> None:
-        result = await self._store.list(self._prefix)
+        result = await self._store.range(self._prefix)
         self._taken = {kv.key[len(self._prefix):] for kv in result.items}
         self._misses = 0
 

@@ -27,6 +27,7 @@ from proto import api_pb2, api_pb2_grpc, core_pb2, scheduling_pb2
 
 from ._auth import (
     ANONYMOUS,
+    Authenticator,
     AuthenticatorChain,
     AuthorizerChain,
     ClientCertAuthenticator,
@@ -80,7 +81,7 @@ class APIServer:
             node_ports=options.service_node_port_range, toleration_seconds=options.default_toleration_seconds,
             disabled_admission=options.disable_admission_plugins, watch_cache_size=options.watch_cache_size,
             watcher_buffer=options.watch_buffer)
-        authenticators = [ClientCertAuthenticator()]
+        authenticators: list[Authenticator] = [ClientCertAuthenticator()]
         if options.token_auth_file:
             authenticators.insert(0, TokenFileAuthenticator(options.token_auth_file))
         authn = AuthenticatorChain(authenticators, allow_anonymous=options.anonymous_auth)
@@ -88,7 +89,7 @@ class APIServer:
                                  for m in options.authorization_mode.split(",") if m.strip()])
         limiter = InflightLimiter(options.max_requests_inflight, options.max_mutating_requests_inflight)
         self.handler = Handler(self.registry, authn, authz, limiter, self.clock)
-        self.health = health.aio.HealthServicer()
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self._tasks: list[asyncio.Task[None]] = []

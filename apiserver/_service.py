@@ -13,7 +13,7 @@ import json
 import logging
 import platform
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -225,7 +225,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
                     context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.WatchEvent]:
         try:
             store, _ = self._h.admit(context, "watch", request.group, request.resource, request.namespace)
-            events = store.watch(request.namespace, label_selector=request.labelSelector,
+            events: AsyncGenerator[Any, None] = store.watch(request.namespace, label_selector=request.labelSelector,
                                  field_selector=request.fieldSelector, resource_version=request.resourceVersion,
                                  bookmarks=request.allowWatchBookmarks, bookmark_interval=self._bookmark_interval,
                                  timeout=float(request.timeoutSeconds))
@@ -278,7 +278,7 @@ def _patcher(kind: Kind, patch_type: str, patch: Any) -> Callable[[Any], Any]:
         if patch_type == MERGE_PATCH:
             doc = json_merge_patch(doc, patch)
         elif patch_type == STRATEGIC_MERGE_PATCH:
-            doc = strategic_merge(doc, patch, kind.message.DESCRIPTOR)
+            doc = strategic_merge(doc, patch, kind.message.DESCRIPTOR)  # type: ignore[arg-type]
         else:
             doc = json_patch(doc, patch)
         for key in ("apiVersion", "kind"):

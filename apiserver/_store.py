@@ -16,9 +16,10 @@ append (`with_resource_version`), not a decode and re-encode.
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +96,7 @@ class RawEvent:
 
 @dataclass(frozen=True)
 class ListOutcome:
-    items: list[Raw]
+    items: builtins.list[Raw]
     revision: int
     continue_token: str
     remaining: int | None
@@ -156,7 +157,7 @@ class ResourceStore:
     def _not_found(self, name: str) -> StatusError:
         return not_found(self.kind.resource, self.kind.group, name)
 
-    def _invalid(self, name: str, errors: list[Any]) -> StatusError:
+    def _invalid(self, name: str, errors: builtins.list[Any]) -> StatusError:
         return invalid_object(self.kind.kind, self.kind.group, name, errors)
 
     @staticmethod
@@ -291,10 +292,10 @@ class ResourceStore:
         revision, start = 0, ""
         if continue_token:
             revision, start = _decode_continue(continue_token, prefix)
-        items: list[Raw] = []
+        items: builtins.list[Raw] = []
         try:
             while True:
-                page = await self.storage.list(prefix, revision=revision, limit=limit, start_key=start)
+                page = await self.storage.range(prefix, revision=revision, limit=limit, start_key=start)
                 revision = revision or page.revision
                 last_key = ""
                 for kv in page.items:
@@ -492,7 +493,7 @@ class ResourceStore:
 
     async def watch(self, namespace: str, *, label_selector: str = "", field_selector: str = "",
                     resource_version: str = "", bookmarks: bool = False, bookmark_interval: float = 60.0,
-                    timeout: float = 0.0) -> AsyncIterator[RawEvent]:
+                    timeout: float = 0.0) -> AsyncGenerator[RawEvent, None]:
         predicate = self._predicate(namespace, label_selector, field_selector, scope_by_namespace=True) or (
             lambda _o: True)
         start = _parse_revision(resource_version) if resource_version not in ("", "0") else None
@@ -544,7 +545,7 @@ class ResourceStore:
         history, or Gone once etcd has compacted it."""
         known: dict[str, CachedObject] = {}
         try:
-            past = await self.storage.list(self.prefix, revision=start)
+            past = await self.storage.range(self.prefix, revision=start)
         except Compacted:
             raise WatchEnded(gone(f"too old resource version: {start} ({self.cacher.window_start})")) from None
         for kv in past.items:

@@ -39,7 +39,7 @@ _RETRIES = 8
 
 
 def make_channel(config: ClientConfig) -> grpc.aio.Channel:
-    options = [
+    options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", _MAX_MESSAGE),
         ("grpc.max_send_message_length", _MAX_MESSAGE),
         ("grpc.keepalive_time_ms", 30_000),
@@ -122,7 +122,7 @@ class Clientset:
         return await self.call(self._resources.ConvertToTable, api_pb2.ConvertToTableRequest(objects=packed))
 
     async def close(self) -> None:
-        await self.channel.close()
+        await self.channel.close(None)
 
     async def __aenter__(self) -> Clientset:
         return self
@@ -201,8 +201,8 @@ class ResourceClient(Generic[T]):
 
     async def delete(self, name: str, *, grace_period: int | None = None, propagation: str = "",
                      uid: str | None = None, resource_version: str | None = None, dry_run: bool = False) -> T:
-        req = api_pb2.DeleteRequest(**self._ref(), namespace=self._ns(), name=name, propagationPolicy=propagation,
-                                    dryRun=dry_run)
+        req = api_pb2.DeleteRequest(group=self.kind.group, resource=self.kind.resource, namespace=self._ns(),
+                                    name=name, propagationPolicy=propagation, dryRun=dry_run)
         if grace_period is not None:
             req.gracePeriodSeconds = grace_period
         if uid is not None:

@@ -176,7 +176,7 @@ class Cacher:
             w.close(WatcherClosed("the apiserver is shutting down"))
 
     async def _relist(self) -> None:
-        result = await self._store.list(self.prefix)
+        result = await self._store.range(self.prefix)
         objects = {}
         for kv in result.items:
             labels, fields = self._attrs(kv.value)

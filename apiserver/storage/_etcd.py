@@ -13,7 +13,7 @@ after a lost reply could report "already exists" for its own create.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -105,9 +105,9 @@ class EtcdStore:
         kv = resp.kvs[0]
         return KeyValue(key, kv.value, kv.mod_revision, kv.create_revision)
 
-    async def list(self, prefix: str, *, revision: int = 0, limit: int = 0, start_key: str = "") -> ListResult:
+    async def range(self, prefix: str, *, revision: int = 0, limit: int = 0, start_key: str = "") -> ListResult:
         start = (start_key or prefix).encode()
-        resp = await self._call("list", self._kv.get(
+        resp = await self._call("range", self._kv.get(
             start, range_end=prefix_end(prefix.encode()), revision=revision, limit=limit, timeout=self._timeout))
         items = [KeyValue(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision) for kv in resp.kvs]
         return ListResult(items, resp.header.revision, bool(resp.more), int(resp.count))
@@ -167,16 +167,16 @@ class EtcdStore:
         kv = kvs[0]
         if kv.mod_revision != expected:
             raise RevisionMismatch(key, KeyValue(key, kv.value, kv.mod_revision, kv.create_revision))
-        for k, r in zip(side_keys, resp.responses[1:], strict=True):
+        for k, r in zip(side_keys, list(resp.responses)[1:], strict=True):
             if r.response_range.kvs:
                 raise KeyExists(k)
         raise RevisionMismatch(key, KeyValue(key, kv.value, kv.mod_revision, kv.create_revision))
 
     # ------------------------------------------------------------------ watch
 
-    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[StoreEvent]]:
-        stream = self._watch.watch(prefix.encode(), range_end=prefix_end(prefix.encode()),
-                                   start_revision=start_revision)
+    async def watch(self, prefix: str, start_revision: int) -> AsyncGenerator[list[StoreEvent], None]:
+        stream: Any = self._watch.watch(prefix.encode(), range_end=prefix_end(prefix.encode()),
+                                        start_revision=start_revision)
         try:
             async for resp in stream:
                 if resp.compact_revision:
@@ -201,4 +201,4 @@ class EtcdStore:
             pass  # someone compacted further already
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channel.close(None)

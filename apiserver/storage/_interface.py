@@ -86,8 +86,9 @@ class Unavailable(StoreError):
 class Store(Protocol):
     async def get(self, key: str) -> KeyValue | None: ...
 
-    async def list(self, prefix: str, *, revision: int = 0, limit: int = 0, start_key: str = "") -> ListResult:
-        """Keys under `prefix` from `start_key` on, at `revision` (0: latest)."""
+    async def range(self, prefix: str, *, revision: int = 0, limit: int = 0, start_key: str = "") -> ListResult:
+        """Keys under `prefix` from `start_key` on, at `revision` (0: latest),
+        as etcd's Range does."""
         ...
 
     async def count(self, prefix: str) -> int: ...
