@@ -84,6 +84,9 @@ class AuthenticatorChain:
     def __init__(self, authenticators: Sequence[Authenticator], allow_anonymous: bool = True) -> None:
         self._authenticators = list(authenticators)
         self._anonymous = allow_anonymous
+        #: False when every call is anonymous anyway, so the server need not
+        #: read each call's metadata.
+        self.needs_credentials = bool(self._authenticators) or not allow_anonymous
 
     def authenticate(self, creds: Credentials) -> UserInfo:
         for auth in self._authenticators:

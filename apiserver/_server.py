@@ -81,7 +81,9 @@ class APIServer:
             node_ports=options.service_node_port_range, toleration_seconds=options.default_toleration_seconds,
             disabled_admission=options.disable_admission_plugins, watch_cache_size=options.watch_cache_size,
             watcher_buffer=options.watch_buffer)
-        authenticators: list[Authenticator] = [ClientCertAuthenticator()]
+        authenticators: list[Authenticator] = []
+        if options.client_ca_file:
+            authenticators.append(ClientCertAuthenticator())
         if options.token_auth_file:
             authenticators.insert(0, TokenFileAuthenticator(options.token_auth_file))
         authn = AuthenticatorChain(authenticators, allow_anonymous=options.anonymous_auth)

@@ -42,7 +42,7 @@ from api import (
 )
 from proto import api_pb2, api_pb2_grpc
 
-from ._auth import AuthenticatorChain, AuthorizerChain, Credentials, RequestAttributes, UserInfo
+from ._auth import ANONYMOUS, AuthenticatorChain, AuthorizerChain, Credentials, RequestAttributes, UserInfo
 from ._limits import InflightLimiter
 from ._metrics import LATENCY, REQUESTS, WATCH_EVENTS, WATCHERS
 from ._registry import Registry
@@ -77,14 +77,23 @@ class Handler:
         self.authz = authz
         self.limiter = limiter
         self.clock = clock
+        self._children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 
     def admit(self, context: grpc.aio.ServicerContext, verb: str, group: str, resource: str, namespace: str,
               name: str = "", subresource: str = "") -> tuple[ResourceStore, UserInfo]:
         store = self.registry.store_for(group, resource)
-        user = self.authn.authenticate(_credentials(context))
+        user = self.authn.authenticate(_credentials(context)) if self.authn.needs_credentials else ANONYMOUS
         ns = namespace if store.kind.namespaced else ""
         self.authz.check(RequestAttributes(user, verb, group, resource, ns, name, subresource))
         return store, user
+
+    def _metrics(self, verb: str, group: str, resource: str, code: str) -> tuple[Any, Any]:
+        key = (verb, group, resource, code)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (REQUESTS.labels(verb, group, resource, code),
+                                           LATENCY.labels(verb, group, resource))
+        return found
 
     async def unary(self, context: grpc.aio.ServicerContext, verb: str, group: str, resource: str,
                     call: Callable[[], Awaitable[T]], *, mutating: bool) -> T:
@@ -104,8 +113,9 @@ class Handler:
             await context.abort(failure.grpc_code, failure.message, trailing_metadata=failure.trailing_metadata())
             raise AssertionError("unreachable") from None
         finally:
-            REQUESTS.labels(verb, group, resource, code).inc()
-            LATENCY.labels(verb, group, resource).observe(time.perf_counter() - start)
+            requests, latency = self._metrics(verb, group, resource, code)
+            requests.inc()
+            latency.observe(time.perf_counter() - start)
 
 
 def _pack(kind: Kind, data: bytes) -> any_pb2.Any:

@@ -203,8 +203,10 @@ class ResourceStore:
         await self.admission.validate(attrs)
         key = self.key(obj.metadata.namespace, obj.metadata.name)
         for _ in range(_UPDATE_RETRIES):
-            candidate = type(obj)()
-            candidate.CopyFrom(obj)
+            candidate = obj
+            if self.strategy.reserves_side_keys:  # each try picks afresh from the caller's object
+                candidate = type(obj)()
+                candidate.CopyFrom(obj)
             reservation = await self.strategy.reserve(candidate, None, dry_run)
             data = self._encode(candidate)
             if dry_run:

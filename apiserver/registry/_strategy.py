@@ -74,6 +74,8 @@ class Strategy:
     allow_create_on_update: ClassVar[bool] = False
     #: Whether status is reset on create (false: the creator may set it).
     reset_status_on_create: ClassVar[bool] = True
+    #: Whether writes take side keys in etcd (see `reserve`).
+    reserves_side_keys: ClassVar[bool] = False
     columns: ClassVar[Sequence[Column]] = (NAME, AGE)
 
     def __init__(self, kind: Kind) -> None:

@@ -324,6 +324,7 @@ def _external_ip(svc: Any, now: float) -> str:
 
 
 class ServiceStrategy(Strategy):
+    reserves_side_keys = True
     columns = (
         NAME, Column("Type", lambda o, now: o.spec.type),
         Column("Cluster-IP", lambda o, now: o.spec.clusterIP or "<none>"),
