@@ -222,7 +222,7 @@ class FieldError:
         elif self.type == "FieldValueTooLong":
             body = "Too long"
         elif self.type == "FieldValueTooMany":
-            body = "Too many"
+            body = f"Too many: {_show(self.bad_value)}"
         else:
             body = "Internal error"
         return f"{head}{body}: {self.detail}" if self.detail else f"{head}{body}"

@@ -79,6 +79,10 @@ def _is_pod_create(a: Attributes) -> bool:
     return a.operation == "CREATE" and a.kind.kind == "Pod" and a.kind.group == "" and not a.subresource
 
 
+def _is_pod_write(a: Attributes) -> bool:
+    return a.operation in ("CREATE", "UPDATE") and a.kind.kind == "Pod" and a.kind.group == "" and not a.subresource
+
+
 class NamespaceLifecycle(AdmissionPlugin):
     name = "NamespaceLifecycle"
 
@@ -119,7 +123,9 @@ class DefaultTolerationSeconds(AdmissionPlugin):
         self._seconds = seconds
 
     async def admit(self, a: Attributes) -> None:
-        if not _is_pod_create(a):
+        # On updates too, as in Kubernetes: an update (or a re-apply) that
+        # leaves the defaults out gets them back rather than removing them.
+        if not _is_pod_write(a):
             return
         spec = a.obj.spec
         for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):

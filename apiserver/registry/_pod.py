@@ -115,9 +115,6 @@ def default_pod_spec(spec: core_pb2.PodSpec) -> None:
         _default_container(c, spec.hostNetwork)
     for v in spec.volumes:
         _default_volume(v)
-    for t in spec.tolerations:
-        if not t.operator:
-            t.operator = "Equal"
 
 
 def qos_class(spec: core_pb2.PodSpec) -> str:
@@ -532,19 +529,12 @@ def _ip_errors(ip: str) -> list[str]:
     return is_valid_ip(ip)
 
 
-def validate_pod_template(template: core_pb2.PodTemplateSpec, path: str,
-                          restart_policies: Sequence[str] = RESTART_POLICIES) -> list[FieldError]:
-    """A workload's pod template: labels, then the pod spec, then the
-    restart policies the workload allows (Always for most, Never/OnFailure
-    for Jobs)."""
+def validate_pod_template(template: core_pb2.PodTemplateSpec, path: str) -> list[FieldError]:
+    """A workload's pod template: labels, then the pod spec. Which restart
+    policies a workload accepts is the workload's rule (see _workload.py)."""
     errs: list[FieldError] = []
     for key, value in template.metadata.labels.items():
         errs += _names(is_qualified_name(key), f"{path}.metadata.labels", key)
         errs += _names(is_label_value(value), f"{path}.metadata.labels", value)
     errs += validate_pod_spec(template.spec, f"{path}.spec")
-    if template.spec.restartPolicy in RESTART_POLICIES and template.spec.restartPolicy not in restart_policies:
-        errs.append(not_supported(f"{path}.spec.restartPolicy", template.spec.restartPolicy, restart_policies))
-    if template.spec.activeDeadlineSeconds and restart_policies == ("Always",):
-        errs.append(forbidden_field(f"{path}.spec.activeDeadlineSeconds",
-                                    "activeDeadlineSeconds in ReplicaSet is not Supported"))
     return errs
