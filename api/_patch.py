@@ -169,6 +169,49 @@ def three_way_patch(original: Any, modified: Any, current: Any, desc: Descriptor
     """The strategic patch that turns `current` into `modified` while
     deleting what the user removed since `original` (their last apply) and
     keeping what others set (defaults, status, a controller's changes)."""
+    if isinstance(original, dict) and original:
+        original, modified = _settle(original, modified, current)
+    return _three_way(original, modified, current, desc)
+
+
+def _contained(want: Any, have: Any) -> bool:
+    """Whether `have` holds everything in `want`, and maybe more: fields
+    the server defaulted, list items appended after the user's."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(k in have and _contained(v, have[k]) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(want) <= len(have) and all(
+            _contained(w, h) for w, h in zip(want, have[:len(want)], strict=True))
+    return bool(want == have)
+
+
+def _settle(original: Any, modified: Any, current: Any) -> tuple[Any, Any]:
+    """Take from the live object the lists the user left as they were last
+    applied and the live object still holds, item for item, plus what the
+    server filled in (a probe's defaults, a claim template's volumeMode) or
+    appended (admission's not-ready/unreachable tolerations).
+
+    A list without a merge strategy is replaced whole by a strategic patch,
+    so comparing it with the defaulted live list would report a change on
+    every apply and send the list again (kubectl does), undoing what others
+    added. A list the user did change, or one in which someone else changed
+    a value the user set, is still patched as usual."""
+    if isinstance(modified, dict) and isinstance(original, dict) and isinstance(current, dict):
+        new_original, new_modified = dict(original), dict(modified)
+        for key, want in modified.items():
+            if key in original and key in current:
+                new_original[key], new_modified[key] = _settle(original[key], want, current[key])
+        return new_original, new_modified
+    if isinstance(modified, list) and isinstance(original, list) and isinstance(current, list):
+        if modified == original and _contained(modified, current):
+            return copy.deepcopy(current), copy.deepcopy(current)
+        if len(modified) == len(original) == len(current):
+            pairs = [_settle(o, m, c) for o, m, c in zip(original, modified, current, strict=True)]
+            return [p[0] for p in pairs], [p[1] for p in pairs]
+    return original, modified
+
+
+def _three_way(original: Any, modified: Any, current: Any, desc: Descriptor | None) -> dict[str, Any]:
     original = original if isinstance(original, dict) else {}
     current = current if isinstance(current, dict) else {}
     patch: dict[str, Any] = {}
@@ -183,12 +226,12 @@ def three_way_patch(original: Any, modified: Any, current: Any, desc: Descriptor
                 diff = {k: v for k, v in want.items() if have.get(k) != v}
                 diff.update({k: None for k in (was or {}) if k not in want and k in have})
                 if sub is not None:
-                    diff = {k: (three_way_patch((was or {}).get(k), want[k], have.get(k), sub)
+                    diff = {k: (_three_way((was or {}).get(k), want[k], have.get(k), sub)
                                 if k in want and isinstance(have.get(k), dict) else v)
                             for k, v in diff.items()}
                     diff = {k: v for k, v in diff.items() if v != {}}
             else:
-                diff = three_way_patch(was, want, have, sub)
+                diff = _three_way(was, want, have, sub)
             if diff:
                 patch[key] = diff
         elif isinstance(want, list) and isinstance(have, list):
@@ -231,7 +274,7 @@ def _three_way_list(was: list[Any], want: list[Any], have: list[Any], field: Fie
             out.append(copy.deepcopy(item))
             continue
         old = next((v for v in was if isinstance(v, dict) and v.get(merge_key) == k), {})
-        diff = three_way_patch(old, item, current_item, sub)
+        diff = _three_way(old, item, current_item, sub)
         if diff:
             out.append({merge_key: k, **diff})
     for item in was:

@@ -76,7 +76,10 @@ def alive(component: Component) -> bool:
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on the port now (connections of a
+    previous run lingering in TIME_WAIT do not count, as for any server)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -1,0 +1,103 @@
+"""`kubelab up`, `kubelab down`, `kubelab status`: the local lab.
+
+The work is in deploy/lab.py; these commands show its progress, say what
+to try next, and map its failures onto the CLI's `error: ...` convention.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from ._printers import format_table
+from ._session import CLIError, Settings, echo, global_options
+
+NEXT_STEPS = """
+The control plane is up: etcd and the apiserver, serving the Kubernetes API at {server}.
+Try next:
+  kubelab get all -n demo                              # what the demo created
+  kubelab describe deployment nginx-deployment -n demo
+  kubelab get deployment nginx-deployment -n demo -o yaml   # every default the apiserver filled in
+  kubelab get pods -A -w                               # a live watch (Ctrl-C to stop)
+  kubelab apply -f ../shared/manifests/k8s-examples/controllers/frontend.yaml
+  kubelab api-resources
+  ETCDCTL_API=3 etcdctl --endpoints {etcd} get /registry/ --prefix --keys-only
+  kubelab status                                       # processes, logs, state directory
+  kubelab down                                         # stop it all and remove what it made
+The scheduler, controllers and nodes come with later issues: until then objects are stored,
+defaulted and validated, but no pods run.
+"""
+
+
+def _state_dir(path: str | None) -> Path:
+    from deploy.lab import default_state_dir
+    return Path(path) if path else default_state_dir()
+
+
+def _progress(component: str, message: str) -> None:
+    echo(f"{time.strftime('%H:%M:%S')}  {component:<10} {message}")
+
+
+@click.command("up")
+@click.option("--port", default=6443, show_default=True, help="The apiserver's port on 127.0.0.1.")
+@click.option("--etcd-port", default=2379, show_default=True, help="etcd's client port on 127.0.0.1.")
+@click.option("--state-dir", default=None, help="Where data, logs and pids go (default /var/lib/kubelab as root).")
+@click.option("--apply", "apply_path", default=None, type=click.Path(exists=True),
+              help="Manifests to apply once the control plane is up (a file or a directory).")
+@global_options
+@click.pass_context
+def up(ctx: click.Context, port: int, etcd_port: int, state_dir: str | None, apply_path: str | None) -> None:
+    """Start the lab's control plane (etcd and the apiserver) on this host.
+
+    \b
+      kubelab up
+      kubelab up --apply deploy/demo/
+    """
+    from deploy.lab import LabError
+    from deploy.lab import up as start
+
+    settings = ctx.ensure_object(Settings)
+    config = Path(settings.kubeconfig) if settings.kubeconfig else None
+    try:
+        state = start(_state_dir(state_dir), api_port=port, etcd_port=etcd_port, progress=_progress,
+                      config_path=config)
+    except (LabError, FileNotFoundError, TimeoutError, RuntimeError) as err:
+        raise CLIError(str(err)) from None
+    settings.server = settings.server or state.server
+    if apply_path:
+        from ._apply import apply
+        ctx.invoke(apply, filenames=(apply_path,), recursive=True, dry_run="none", output="")
+    etcd = next((c.endpoint for c in state.components if c.name == "etcd"), "")
+    echo(NEXT_STEPS.format(server=state.server, etcd=etcd), nl=False)
+
+
+@click.command("down")
+@click.option("--state-dir", default=None, help="The state directory `kubelab up` used.")
+@global_options
+@click.pass_context
+def down(ctx: click.Context, state_dir: str | None) -> None:
+    """Stop the lab and remove everything it made (processes, data, logs, config)."""
+    from deploy.lab import down as stop
+
+    settings = ctx.ensure_object(Settings)
+    config = Path(settings.kubeconfig) if settings.kubeconfig else None
+    if not stop(_state_dir(state_dir), progress=_progress, config_path=config):
+        echo("no lab is running")
+
+
+@click.command("status")
+@click.option("--state-dir", default=None, help="The state directory `kubelab up` used.")
+def status(state_dir: str | None) -> None:
+    """Show the lab's components: process, endpoint and log."""
+    from deploy.lab import alive
+    from deploy.lab import status as read
+
+    state = read(_state_dir(state_dir))
+    if state is None:
+        raise CLIError("no lab is running here: start one with `kubelab up`")
+    rows = [[c.name, "Running" if alive(c) else "Stopped", str(c.pid), c.endpoint, c.log]
+            for c in state.components]
+    echo(format_table(["COMPONENT", "STATUS", "PID", "ENDPOINT", "LOG"], rows), nl=False)
+    echo(f"\nstate directory: {state.state_dir}")
