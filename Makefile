@@ -27,9 +27,7 @@ proto/.generated: $(PROTOS) $(VENV)/.installed
 	@touch $@
 
 up: setup
-	$(BIN)/kubelab up
-	$(BIN)/kubelab apply -f deploy/demo/
-	@$(BIN)/kubelab up --next-steps
+	$(BIN)/kubelab up --apply deploy/demo/
 
 down: setup
 	$(BIN)/kubelab down
@@ -37,7 +35,7 @@ down: setup
 status: setup
 	$(BIN)/kubelab status
 
-test: setup
+test: setup lint typecheck
 	$(BIN)/pytest -q
 
 test-unit: setup
@@ -47,7 +45,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 typecheck: setup
-	$(BIN)/mypy api client component_base apiserver kubelab
+	$(BIN)/mypy api client component_base apiserver kubelab deploy bench
 
 bench: setup
 	$(BIN)/python -m bench

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from api import MERGE_PATCH, STRATEGIC_MERGE_PATCH, JSON_PATCH, StatusError, from_dict
+from api import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, StatusError, from_dict
 from client import Clientset
 from proto import apps_pb2, core_pb2
 

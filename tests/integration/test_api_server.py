@@ -129,7 +129,7 @@ def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[x509.Name
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
     name = x509.Name(attrs)
     issuer_name, issuer_key = issuer if issuer else (name, key)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name).public_key(key.public_key())
                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
                .not_valid_after(now + datetime.timedelta(days=1))

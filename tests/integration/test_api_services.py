@@ -92,7 +92,7 @@ async def test_headless_and_external_name_services_get_no_address(client: Client
     external = await services.create(from_dict(core_pb2.Service, {"metadata": {"name": "ext"}, "spec": {
         "type": "ExternalName", "externalName": "example.com"}}))
     assert external.spec.clusterIP == "" and not external.spec.clusterIPs
-    with pytest.raises(StatusError, match="spec.externalName: Required value"):
+    with pytest.raises(StatusError, match=r"spec\.externalName: Required value"):
         await services.create(from_dict(core_pb2.Service, {"metadata": {"name": "ext2"},
                                                            "spec": {"type": "ExternalName"}}))
 
