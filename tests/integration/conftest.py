@@ -34,10 +34,19 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("kubelab")
 
 
+_ETCD_MODES: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def etcd(workdir: Path) -> Iterator[Etcd]:
     with real_etcd(workdir) as (url, mode):
+        _ETCD_MODES.append(mode)
         yield Etcd(url, mode)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _ETCD_MODES:
+        terminalreporter.write_line(f"integration tests ran against a real etcd: {_ETCD_MODES[0]}")
 
 
 def start_apiserver(etcd: Etcd, workdir: Path, *extra: str, name: str = "",

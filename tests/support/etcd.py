@@ -153,10 +153,11 @@ def real_etcd(workdir: Path) -> Iterator[tuple[str, str]]:
         with etcd_process(workdir) as url:
             yield url, "process"
         return
+    already_running = docker_running()
     with docker_engine() as have_docker:
         if have_docker:
             with etcd_container() as url:
-                yield url, "container"
+                yield url, "container" if already_running else "container (Docker engine started by the suite)"
             return
         if mode == "container":
             raise RuntimeError("KUBELAB_TEST_ETCD=container but no Docker engine runs or can be started here")

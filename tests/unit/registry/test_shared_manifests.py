@@ -1,6 +1,6 @@
 """The registry as a whole: every kind the scheme serves has its own
 strategy, and every shared manifest from the Kubernetes documentation
-(/work/shared/manifests/k8s-examples) survives decode + prepare + default +
+(tests/data/k8s-examples) survives decode + prepare + default +
 validate, as the store would run it on create, without a single error."""
 
 from __future__ import annotations
