@@ -47,6 +47,7 @@ from ._limits import InflightLimiter
 from ._metrics import LATENCY, REQUESTS, WATCH_EVENTS, WATCHERS
 from ._registry import Registry
 from ._store import MAX_OBJECT_BYTES, ResourceStore, WatchEnded
+from .storage import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,10 @@ class Handler:
         try:
             with self.limiter.slot(mutating):
                 return await call()
-        except StatusError as err:
-            code = str(err.code)
-            await context.abort(err.grpc_code, err.message, trailing_metadata=err.trailing_metadata())
+        except (StatusError, Unavailable) as err:
+            failure = err if isinstance(err, StatusError) else new_error("ServiceUnavailable", str(err))
+            code = str(failure.code)
+            await context.abort(failure.grpc_code, failure.message, trailing_metadata=failure.trailing_metadata())
             raise AssertionError("unreachable") from None
         except Exception as err:  # a bug: say so, with the stack in the log
             code = "500"

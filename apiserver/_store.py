@@ -7,6 +7,10 @@ list pagination, watches - and asks the kind's Strategy only for what
 differs. Reads of the latest state go to etcd; reads that accept any recent
 state, and every watch, are served by the watch cache.
 
+A store that cannot be reached raises storage.Unavailable, which the
+service layer answers as ServiceUnavailable, the way every other failure
+becomes a Status in one place.
+
 Objects are stored as protobuf bytes without a resourceVersion: the
 resourceVersion is etcd's mod revision, added on the way out. Since
 concatenated protobuf messages merge, adding it to stored bytes is an
@@ -218,8 +222,6 @@ class ResourceStore:
                     raise already_exists(self.kind.resource, self.kind.group, obj.metadata.name) from None
                 self._side_key_taken(obj.metadata.name, err.key, reservation)
                 continue  # a concurrent writer took the same allocation: pick again
-            except Unavailable as err:
-                raise new_error("ServiceUnavailable", str(err)) from None
             return self._finish(candidate, revision)
         raise new_error("ServiceUnavailable", f"could not reserve what {self.kind.kind} {obj.metadata.name!r} "
                                               "needs after several tries; try again")
@@ -234,10 +236,7 @@ class ResourceStore:
             if cached is None:
                 raise self._not_found(name)
             return Raw(with_resource_version(cached.value, cached.revision), cached.revision)
-        try:
-            kv = await self.storage.get(key)
-        except Unavailable as err:
-            raise new_error("ServiceUnavailable", str(err)) from None
+        kv = await self.storage.get(key)
         if kv is None:
             raise self._not_found(name)
         return Raw(with_resource_version(kv.value, kv.mod_revision), kv.mod_revision)
@@ -316,8 +315,6 @@ class ResourceStore:
         except Compacted:
             raise new_error("Expired", "The provided continue parameter is too old to display a consistent list "
                                        "result. You can start a new list without the continue parameter.") from None
-        except Unavailable as err:
-            raise new_error("ServiceUnavailable", str(err)) from None
 
     # ------------------------------------------------------------ update
 
@@ -347,10 +344,7 @@ class ResourceStore:
         pinned a resourceVersion, in which case a race is a Conflict."""
         key = self.key(namespace, name)
         for _ in range(_UPDATE_RETRIES):
-            try:
-                kv = await self.storage.get(key)
-            except Unavailable as err:
-                raise new_error("ServiceUnavailable", str(err)) from None
+            kv = await self.storage.get(key)
             if kv is None:
                 if create_missing:
                     fresh = mutate(None)
@@ -404,8 +398,6 @@ class ResourceStore:
                 continue
             except KeyNotFound:
                 raise self._not_found(name) from None
-            except Unavailable as err:
-                raise new_error("ServiceUnavailable", str(err)) from None
             return self._finish(new, revision)
         raise conflict(self.kind.resource, self.kind.group, name,
                        "the object kept changing while the update was retried; try again")
@@ -438,10 +430,7 @@ class ResourceStore:
         if grace_period is not None and grace_period < 0:
             grace_period = 0
         for _ in range(_UPDATE_RETRIES):
-            try:
-                kv = await self.storage.get(key)
-            except Unavailable as err:
-                raise new_error("ServiceUnavailable", str(err)) from None
+            kv = await self.storage.get(key)
             if kv is None:
                 raise self._not_found(name)
             obj = self._finish(self.decode(kv.value), kv.mod_revision)

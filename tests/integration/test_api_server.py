@@ -221,3 +221,44 @@ async def test_a_local_etcd_process_works_as_well(workdir: Path) -> None:
     finally:
         proc.stop()
         etcd.stop()
+
+
+async def test_etcd_restart_loses_nothing(workdir: Path) -> None:
+    """Kill etcd under a running apiserver: calls fail as ServiceUnavailable
+    (not as a crash), and once etcd is back on its data every object is
+    there and the watch cache carries on from where it was."""
+    data = workdir / "restart-etcd"
+    client_port, peer_port = free_port(), free_port()
+    etcd = EtcdProcess(data, client_port=client_port, peer_port=peer_port, log=workdir / "restart-etcd.log")
+    etcd.wait_ready()
+    proc = APIServerProcess(etcd.url, log=workdir / "restart-apiserver.log").wait_ready()
+    try:
+        async with Clientset.connect(ClientConfig(server=proc.target)) as cs:
+            cms = cs.resource(core_pb2.ConfigMap, "default")
+            before = await cms.create(core_pb2.ConfigMap(metadata={"name": "survivor"}, data={"k": "v"}))
+            stream = cms.watch(resource_version=before.metadata.resourceVersion)
+            etcd.kill()
+            with pytest.raises(StatusError) as err:
+                await cms.get("survivor")
+            assert err.value.reason == "ServiceUnavailable"
+            etcd = EtcdProcess(data, client_port=client_port, peer_port=peer_port,
+                               log=workdir / "restart-etcd.log").wait_ready()
+            for _ in range(100):  # the apiserver's channel reconnects with backoff
+                try:
+                    assert (await cms.get("survivor")).data["k"] == "v"
+                    break
+                except StatusError:
+                    await asyncio.sleep(0.2)
+            else:
+                raise AssertionError("the apiserver did not reconnect to etcd")
+            after = await cms.create(core_pb2.ConfigMap(metadata={"name": "after"}))
+
+            async def next_event() -> str:
+                async for event in stream:
+                    return event.object.metadata.name
+                raise AssertionError("watch ended")
+            assert await asyncio.wait_for(next_event(), 30) == "after"
+            assert int(after.metadata.resourceVersion) > int(before.metadata.resourceVersion)
+    finally:
+        proc.stop()
+        etcd.stop()
