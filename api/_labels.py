@@ -10,7 +10,7 @@ selector means for workloads) matches nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from proto import meta_pb2
@@ -86,10 +86,6 @@ class Selector:
 
     def __str__(self) -> str:
         return ",".join(str(r) for r in self.requirements)
-
-    def equality_values(self) -> dict[str, str]:
-        """key -> value for the plain `key=value` requirements (for indexes)."""
-        return {r.key: r.values[0] for r in self.requirements if r.operator in ("=", "==")}
 
 
 # ------------------------------------------------------------------ parsing
@@ -212,7 +208,3 @@ def selector_from_map(labels: Mapping[str, str]) -> Selector:
 def format_labels(labels: Mapping[str, str]) -> str:
     """`app=web,tier=db`, or `<none>` as kubectl prints an empty set."""
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
-
-
-def requirements_text(reqs: Iterable[Requirement]) -> str:
-    return ",".join(str(r) for r in reqs)

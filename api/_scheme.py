@@ -55,11 +55,6 @@ class Kind:
         return f"{self.resource}.{self.group}" if self.group else self.resource
 
     @property
-    def group_kind(self) -> str:
-        """"Deployment.apps", or "Pod" for the core group."""
-        return f"{self.kind}.{self.group}" if self.group else self.kind
-
-    @property
     def type_url(self) -> str:
         return _TYPE_URL_PREFIX + self.message.DESCRIPTOR.full_name
 

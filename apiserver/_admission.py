@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from api import Kind, Quantity, StatusError, forbidden, new_error, not_found
+from api import Kind, Quantity, forbidden, not_found
 from proto import core_pb2, meta_pb2
 
 from ._auth import UserInfo
@@ -229,7 +229,3 @@ def default_chain(lookup: Lookup, toleration_seconds: int = 300, disabled: Seque
     if unknown:
         raise ValueError(f"unknown admission plugins: {', '.join(sorted(unknown))}")
     return AdmissionChain([p for p in plugins if p.name not in disabled])
-
-
-def admission_error(message: str) -> StatusError:
-    return new_error("Forbidden", message)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ._interface import Compacted, Store, StoreEvent, Unavailable
@@ -305,16 +305,5 @@ class Cacher:
         self._watchers.discard(watcher)
 
     @property
-    def watcher_count(self) -> int:
-        return len(self._watchers)
-
-    @property
     def window_start(self) -> int:
         return self._window_start
-
-
-async def iterate(watcher: CacheWatcher) -> AsyncIterator[CacheEvent]:
-    while True:
-        event = await watcher.next()
-        if event is not None:
-            yield event
