@@ -167,7 +167,8 @@ class Strategy:
         meta = obj.metadata
         fields = {"metadata.name": meta.name, "metadata.namespace": meta.namespace}
         fields.update(self.fields(obj))
-        return meta.labels, fields
+        # A plain dict: the protobuf map would keep the whole decoded object alive.
+        return dict(meta.labels), fields
 
     def fields(self, obj: Any) -> dict[str, str]:
         return {}
