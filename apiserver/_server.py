@@ -111,7 +111,7 @@ class APIServer:
         ])
         api_pb2_grpc.add_ResourcesServicer_to_server(
             ResourcesServicer(self.handler, self.options.watch_bookmark_interval), server)
-        api_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryServicer(), server)
+        api_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryServicer(self.registry), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names = [api_pb2.DESCRIPTOR.services_by_name[n].full_name for n in ("Resources", "Discovery")]
         reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,

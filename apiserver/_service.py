@@ -43,6 +43,7 @@ from api import (
 from proto import api_pb2, api_pb2_grpc
 
 from ._auth import ANONYMOUS, AuthenticatorChain, AuthorizerChain, Credentials, RequestAttributes, UserInfo
+from ._binding import bind
 from ._limits import InflightLimiter
 from ._metrics import LATENCY, REQUESTS, WATCH_EVENTS, WATCHERS
 from ._registry import Registry
@@ -179,27 +180,39 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
         return await self._h.unary(context, "list", request.group, request.resource, call, mutating=False)
 
     async def _update(self, request: api_pb2.UpdateRequest, context: grpc.aio.ServicerContext,
-                      status_only: bool) -> Any:
+                      subresource: str) -> Any:
         async def call() -> api_pb2.ObjectResponse:
+            if subresource not in ("", "status", "finalize"):
+                raise new_error("NotFound", f"the server could not find the requested resource "
+                                            f"({request.resource}/{subresource})")
             kind = self._h.registry.store_for(request.group, request.resource).kind
             obj = _unpack(kind, request.object)
             store, user = self._h.admit(context, "update", request.group, request.resource, request.namespace,
-                                        obj.metadata.name, "status" if status_only else "")
-            updated = await store.update(obj, request.namespace, user, status_only=status_only,
+                                        obj.metadata.name, subresource)
+            updated = await store.update(obj, request.namespace, user, subresource=subresource,
                                          dry_run=request.dryRun)
             return _respond(store.kind, updated)
         return await self._h.unary(context, "update", request.group, request.resource, call, mutating=True)
 
     async def Update(self, request: api_pb2.UpdateRequest, context: grpc.aio.ServicerContext) -> Any:
-        return await self._update(request, context, status_only=False)
+        return await self._update(request, context, request.subresource)
 
     async def UpdateStatus(self, request: api_pb2.UpdateRequest,
                            context: grpc.aio.ServicerContext) -> Any:
-        return await self._update(request, context, status_only=True)
+        return await self._update(request, context, "status")
+
+    async def Bind(self, request: api_pb2.BindRequest, context: grpc.aio.ServicerContext) -> Any:
+        async def call() -> api_pb2.ObjectResponse:
+            store, user = self._h.admit(context, "create", "", "pods", request.namespace,
+                                        request.binding.metadata.name, "binding")
+            pod = await bind(store, request.namespace or request.binding.metadata.namespace, request.binding, user,
+                             self._h.clock, dry_run=request.dryRun)
+            return _respond(store.kind, pod)
+        return await self._h.unary(context, "bind", "", "pods", call, mutating=True)
 
     async def Patch(self, request: api_pb2.PatchRequest, context: grpc.aio.ServicerContext) -> Any:
         async def call() -> api_pb2.ObjectResponse:
-            if request.subresource not in ("", "status"):
+            if request.subresource not in ("", "status", "finalize"):
                 raise new_error("NotFound", f"the server could not find the requested resource "
                                             f"({request.resource}/{request.subresource})")
             store, user = self._h.admit(context, "patch", request.group, request.resource, request.namespace,
@@ -212,8 +225,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
                 raise bad_request(f"the patch is not valid JSON: {err}") from None
             apply = _patcher(store.kind, request.patchType, patch)
             ns = request.namespace if store.kind.namespaced else ""
-            patched = await store.guaranteed_update(ns, request.name, apply, user,
-                                                    status_only=request.subresource == "status",
+            patched = await store.guaranteed_update(ns, request.name, apply, user, subresource=request.subresource,
                                                     dry_run=request.dryRun, operation="UPDATE")
             return _respond(store.kind, patched)
         return await self._h.unary(context, "patch", request.group, request.resource, call, mutating=True)
@@ -301,6 +313,9 @@ def _patcher(kind: Kind, patch_type: str, patch: Any) -> Callable[[Any], Any]:
 
 
 class DiscoveryServicer(api_pb2_grpc.DiscoveryServicer):
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
     async def ServerResources(self, request: api_pb2.DiscoveryRequest,
                               context: grpc.aio.ServicerContext) -> api_pb2.APIResourceList:
         out = api_pb2.APIResourceList()
@@ -310,7 +325,8 @@ class DiscoveryServicer(api_pb2_grpc.DiscoveryServicer):
                 version=kind.version, kind=kind.kind,
                 verbs=["create", "delete", "get", "list", "patch", "update", "watch"],
                 shortNames=list(kind.short_names), categories=list(kind.categories),
-                subresources=["status"] if kind.has_status else [])
+                subresources=(["status"] if kind.has_status else [])
+                + list(self._registry.stores[kind.group_resource].strategy.subresources))
         return out
 
     async def Version(self, request: api_pb2.DiscoveryRequest,

@@ -318,7 +318,7 @@ class ResourceStore:
 
     # ------------------------------------------------------------ update
 
-    async def update(self, obj: Any, namespace: str, user: UserInfo, *, status_only: bool = False,
+    async def update(self, obj: Any, namespace: str, user: UserInfo, *, subresource: str = "",
                      dry_run: bool = False) -> Any:
         name = obj.metadata.name
         if self.kind.namespaced:
@@ -333,15 +333,25 @@ class ResourceStore:
             raise self._invalid(name, [invalid("metadata.name", name, "name is required for an update")])
         requested = obj.metadata.resourceVersion
         return await self.guaranteed_update(
-            namespace, name, lambda current: obj, user, precondition_rv=requested, status_only=status_only,
-            dry_run=dry_run, create_missing=self.strategy.allow_create_on_update and not status_only)
+            namespace, name, lambda current: obj, user, precondition_rv=requested, subresource=subresource,
+            dry_run=dry_run, create_missing=self.strategy.allow_create_on_update and not subresource)
+
+    def check_subresource(self, subresource: str) -> None:
+        if subresource == "" or (subresource == "status" and self.kind.has_status) or \
+                subresource in self.strategy.subresources:
+            return
+        raise new_error("NotFound", f"the server could not find the requested resource "
+                                    f"({self.kind.group_resource}/{subresource})")
 
     async def guaranteed_update(self, namespace: str, name: str, mutate: Callable[[Any], Any], user: UserInfo, *,
-                                precondition_rv: str = "", status_only: bool = False, dry_run: bool = False,
+                                precondition_rv: str = "", subresource: str = "", dry_run: bool = False,
                                 create_missing: bool = False, operation: str = "UPDATE") -> Any:
         """Read, let `mutate` produce the new object from the stored one,
         validate and compare-and-swap; retry on a race unless the caller
-        pinned a resourceVersion, in which case a race is a Conflict."""
+        pinned a resourceVersion, in which case a race is a Conflict.
+        A subresource ("status", "finalize", "binding") changes only what
+        the kind's strategy lets that subresource change."""
+        self.check_subresource(subresource)
         key = self.key(namespace, name)
         for _ in range(_UPDATE_RETRIES):
             kv = await self.storage.get(key)
@@ -361,21 +371,26 @@ class ResourceStore:
             new.metadata.name = name
             new.metadata.namespace = namespace
             carry_system_fields(new, old)
-            if status_only:
+            if subresource == "":
+                self.strategy.prepare_for_update(new, old)
+            elif subresource == "status":
                 self.strategy.prepare_for_status_update(new, old)
             else:
-                self.strategy.prepare_for_update(new, old)
+                self.strategy.prepare_for_subresource_update(subresource, new, old)
             self.strategy.default(new)
-            attrs = Attributes(operation, self.kind, namespace, name, new, old, "status" if status_only else "",
-                               user, dry_run)
+            attrs = Attributes(operation, self.kind, namespace, name, new, old, subresource, user, dry_run)
             await self.admission.admit(attrs)
             errors = validate_object_meta(new, self.strategy) + validate_object_meta_update(new, old)
-            errors += (self.strategy.validate_status_update(new, old) if status_only
-                       else self.strategy.validate_update(new, old))
+            if subresource == "":
+                errors += self.strategy.validate_update(new, old)
+            elif subresource == "status":
+                errors += self.strategy.validate_status_update(new, old)
+            else:
+                errors += self.strategy.validate_subresource_update(subresource, new, old)
             if errors:
                 raise self._invalid(name, errors)
             await self.admission.validate(attrs)
-            reservation = await self.strategy.reserve(new, old, dry_run) if not status_only else None
+            reservation = await self.strategy.reserve(new, old, dry_run) if not subresource else None
             data = self._encode(new)
             if data == kv.value and not (reservation and (reservation.creates or reservation.deletes)):
                 return old  # nothing changed: no write, no event, same resourceVersion

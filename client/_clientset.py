@@ -27,7 +27,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from api import SCHEME, STRATEGIC_MERGE_PATCH, Kind, StatusError
-from proto import api_pb2, api_pb2_grpc
+from proto import api_pb2, api_pb2_grpc, core_pb2
 
 from ._config import ClientConfig
 
@@ -191,6 +191,22 @@ class ResourceClient(Generic[T]):
     async def update_status(self, obj: T, *, dry_run: bool = False) -> T:
         req = api_pb2.UpdateRequest(**self._ref(), namespace=self._ns(obj), object=self._pack(obj), dryRun=dry_run)
         return self._unpack((await self._cs.call(self._stub.UpdateStatus, req)).object)
+
+    async def finalize(self, obj: T) -> T:
+        """A namespace's finalize subresource: store its spec.finalizers."""
+        req = api_pb2.UpdateRequest(**self._ref(), namespace=self._ns(obj), object=self._pack(obj),
+                                    subresource="finalize")
+        return self._unpack((await self._cs.call(self._stub.Update, req)).object)
+
+    async def bind(self, name: str, node: str, *, uid: str = "", annotations: dict[str, str] | None = None,
+                   dry_run: bool = False) -> T:
+        """pods/binding: put pod `name` on `node` (a Conflict if it is
+        already bound or being deleted)."""
+        binding = core_pb2.Binding(metadata={"name": name, "namespace": self._ns(), "uid": uid,
+                                             "annotations": annotations or {}},
+                                   target={"kind": "Node", "name": node})
+        req = api_pb2.BindRequest(namespace=self._ns(), binding=binding, dryRun=dry_run)
+        return self._unpack((await self._cs.call(self._stub.Bind, req)).object)
 
     async def patch(self, name: str, patch: Any, *, patch_type: str = STRATEGIC_MERGE_PATCH,
                     subresource: str = "", dry_run: bool = False) -> T:

@@ -76,6 +76,8 @@ class Strategy:
     reset_status_on_create: ClassVar[bool] = True
     #: Whether writes take side keys in etcd (see `reserve`).
     reserves_side_keys: ClassVar[bool] = False
+    #: Subresources beyond status (a namespace's "finalize", a pod's "binding").
+    subresources: ClassVar[tuple[str, ...]] = ()
     columns: ClassVar[Sequence[Column]] = (NAME, AGE)
 
     def __init__(self, kind: Kind) -> None:
@@ -133,6 +135,13 @@ class Strategy:
         return self.validate(obj)
 
     def validate_status_update(self, obj: Any, old: Any) -> list[FieldError]:
+        return []
+
+    def prepare_for_subresource_update(self, subresource: str, obj: Any, old: Any) -> None:
+        """An update through one of `subresources`: keep only what it may change."""
+        raise NotImplementedError(f"{self.kind.kind} declares subresource {subresource!r} but does not handle it")
+
+    def validate_subresource_update(self, subresource: str, obj: Any, old: Any) -> list[FieldError]:
         return []
 
     # ------------------------------------------------------------ delete

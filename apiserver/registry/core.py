@@ -37,6 +37,7 @@ from ._strategy import AGE, NAME, Column, Reservation, Strategy
 
 class NamespaceStrategy(Strategy):
     selectable_fields = ("status.phase",)
+    subresources = ("finalize",)
     columns = (NAME, Column("Status", lambda o, now: o.status.phase or "Active"), AGE)
 
     def validate_name(self, name: str) -> list[str]:
@@ -57,6 +58,18 @@ class NamespaceStrategy(Strategy):
         # finalize step, never through a plain update.
         obj.spec.CopyFrom(old.spec)
         obj.metadata.generation = old.metadata.generation
+
+    def prepare_for_subresource_update(self, subresource: str, obj: Any, old: Any) -> None:
+        # finalize: the namespace controller, done emptying the namespace,
+        # removes its spec.finalizers; nothing else changes.
+        finalizers = list(obj.spec.finalizers)
+        obj.CopyFrom(old)
+        del obj.spec.finalizers[:]
+        obj.spec.finalizers.extend(finalizers)
+
+    def validate_subresource_update(self, subresource: str, obj: Any, old: Any) -> list[FieldError]:
+        return [invalid(f"spec.finalizers[{i}]", f, m) for i, f in enumerate(obj.spec.finalizers)
+                for m in is_qualified_name(f)]
 
     def mark_deleting(self, obj: Any) -> None:
         obj.status.phase = "Terminating"
@@ -211,6 +224,7 @@ def _readiness_gates(pod: Any, now: float) -> str:
 
 
 class PodStrategy(Strategy):
+    subresources = ("binding",)
     selectable_fields = ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
                          "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName")
     columns = (
@@ -282,6 +296,24 @@ class PodStrategy(Strategy):
             if value:
                 errs += [invalid(f"status.{field}", value, m) for m in is_valid_ip(value)]
         return errs
+
+    def prepare_for_subresource_update(self, subresource: str, obj: Any, old: Any) -> None:
+        # binding: the handler (apiserver/_binding.py) built the new pod
+        # from the stored one, changing only nodeName, the PodScheduled
+        # condition and annotations; keep it that way whatever it was sent.
+        node, annotations = obj.spec.nodeName, dict(obj.metadata.annotations)
+        scheduled = [c for c in obj.status.conditions if c.type == "PodScheduled"]
+        obj.CopyFrom(old)
+        obj.spec.nodeName = node
+        obj.metadata.annotations.update(annotations)
+        kept = [c for c in obj.status.conditions if c.type != "PodScheduled"] + scheduled
+        del obj.status.conditions[:]
+        obj.status.conditions.extend(kept)
+
+    def validate_subresource_update(self, subresource: str, obj: Any, old: Any) -> list[FieldError]:
+        if not obj.spec.nodeName:
+            return [required("target.name")]
+        return [invalid("target.name", obj.spec.nodeName, m) for m in is_dns1123_subdomain(obj.spec.nodeName)]
 
     def graceful_delete_seconds(self, obj: Any, requested: int | None) -> int:
         # An unscheduled or finished pod has no kubelet to wait for.

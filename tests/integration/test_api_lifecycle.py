@@ -103,3 +103,53 @@ async def test_system_namespaces_cannot_be_deleted(client: Clientset) -> None:
         await client.resource(core_pb2.Namespace).delete("kube-system")
     assert (err.value.reason, err.value.message) == (
         "Forbidden", 'namespaces "kube-system" is forbidden: this namespace may not be deleted')
+
+
+async def test_binding_a_pod_to_a_node(client: Clientset, namespace: str) -> None:
+    pods = client.resource(core_pb2.Pod, namespace)
+    pod = await pods.create(make_pod("to-bind"))
+    bound = await pods.bind("to-bind", "node-1", uid=pod.metadata.uid, annotations={"scheduled-by": "test"})
+    assert bound.spec.nodeName == "node-1" and bound.metadata.annotations["scheduled-by"] == "test"
+    scheduled = [c for c in bound.status.conditions if c.type == "PodScheduled"]
+    assert len(scheduled) == 1 and scheduled[0].status == "True" and scheduled[0].lastTransitionTime
+    with pytest.raises(StatusError) as err:
+        await pods.bind("to-bind", "node-2")
+    assert err.value.reason == "Conflict"
+    assert err.value.message == ('Operation cannot be fulfilled on pods/binding "to-bind": pod to-bind is already '
+                                 'assigned to node "node-1"')
+    await pods.create(make_pod("other"))
+    with pytest.raises(StatusError, match="Precondition failed: UID"):
+        await pods.bind("other", "node-1", uid="wrong")
+    with pytest.raises(StatusError) as err:
+        await pods.bind("other", "Not_A_Node")
+    assert err.value.reason == "Invalid" and "target.name" in err.value.message
+    with pytest.raises(StatusError, match='pods "missing" not found'):
+        await pods.bind("missing", "node-1")
+    # An update cannot do what only a binding may: spec.nodeName is immutable.
+    other = await pods.get("other")
+    other.spec.nodeName = "node-1"
+    with pytest.raises(StatusError, match="pod updates may not change fields"):
+        await pods.update(other)
+
+
+async def test_namespace_finalize_completes_a_deletion(client: Clientset) -> None:
+    namespaces = client.resource(core_pb2.Namespace)
+    await namespaces.create(core_pb2.Namespace(metadata={"name": "finalize-me"}))
+    marked = await namespaces.delete("finalize-me")
+    assert marked.status.phase == "Terminating"
+    sneaky = core_pb2.Namespace()
+    sneaky.CopyFrom(marked)
+    sneaky.metadata.labels["changed"] = "no"  # finalize changes spec.finalizers only
+    del sneaky.spec.finalizers[:]
+    await namespaces.finalize(sneaky)  # what the namespace controller does once the namespace is empty
+    with pytest.raises(StatusError, match='namespaces "finalize-me" not found'):
+        await namespaces.get("finalize-me")
+    await namespaces.create(core_pb2.Namespace(metadata={"name": "finalize-keep"}))
+    kept = await namespaces.get("finalize-keep")
+    kept.spec.finalizers.append("example.com/extra")
+    kept.metadata.labels["x"] = "y"
+    after = await namespaces.finalize(kept)
+    assert list(after.spec.finalizers) == ["kubernetes", "example.com/extra"] and "x" not in after.metadata.labels
+    with pytest.raises(StatusError) as err:
+        await client.resource(core_pb2.ConfigMap, "default").finalize(core_pb2.ConfigMap(metadata={"name": "x"}))
+    assert err.value.reason == "NotFound" and "configmaps/finalize" in err.value.message
