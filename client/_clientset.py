@@ -194,8 +194,8 @@ class ResourceClient(Generic[T]):
 
     async def finalize(self, obj: T) -> T:
         """A namespace's finalize subresource: store its spec.finalizers."""
-        req = api_pb2.UpdateRequest(**self._ref(), namespace=self._ns(obj), object=self._pack(obj),
-                                    subresource="finalize")
+        req = api_pb2.UpdateRequest(group=self.kind.group, resource=self.kind.resource, namespace=self._ns(obj),
+                                    object=self._pack(obj), subresource="finalize")
         return self._unpack((await self._cs.call(self._stub.Update, req)).object)
 
     async def bind(self, name: str, node: str, *, uid: str = "", annotations: dict[str, str] | None = None,

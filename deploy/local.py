@@ -140,3 +140,32 @@ class APIServerProcess(ManagedProcess):
     def wait_ready(self, timeout: float = 30.0) -> APIServerProcess:
         wait_until(lambda: apiserver_ready(self.target, self.ca_file), timeout, "apiserver", self.proc, self.log)
         return self
+
+
+def health_serving(target: str) -> bool:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+class ComponentProcess(ManagedProcess):
+    """A component that talks to the apiserver (`python -m scheduler`,
+    `python -m controller_manager`, ...), ready once its health service
+    answers SERVING."""
+
+    def __init__(self, module: str, server: str, *, log: Path, extra: Sequence[str] = (),
+                 detach: bool = False) -> None:
+        self.module = module
+        self.health_port = free_port()
+        self.metrics_port = free_port()
+        argv = [sys.executable, "-m", module, "--server", server,
+                "--health-bind-address", f"127.0.0.1:{self.health_port}",
+                "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}", *extra]
+        super().__init__(argv, log, detach=detach)
+
+    def wait_ready(self, timeout: float = 30.0) -> ComponentProcess:
+        wait_until(lambda: health_serving(f"127.0.0.1:{self.health_port}"), timeout, self.module, self.proc,
+                   self.log)
+        return self

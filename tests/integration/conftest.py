@@ -18,7 +18,7 @@ import pytest
 
 from api import StatusError
 from client import ClientConfig, Clientset
-from deploy.local import APIServerProcess
+from deploy.local import APIServerProcess, ComponentProcess
 from proto import core_pb2
 from tests.support.etcd import real_etcd
 
@@ -53,6 +53,13 @@ def start_apiserver(etcd: Etcd, workdir: Path, *extra: str, name: str = "",
                     ca_file: Path | None = None) -> APIServerProcess:
     name = name or f"apiserver-{uuid.uuid4().hex[:6]}"
     return APIServerProcess(etcd.url, log=workdir / f"{name}.log", extra=extra, ca_file=ca_file).wait_ready()
+
+
+def start_component(module: str, apiserver: APIServerProcess, workdir: Path, *extra: str) -> ComponentProcess:
+    """Another component (`scheduler`, `controller_manager`, ...) against
+    `apiserver`; the caller stops it."""
+    log = workdir / f"{module}-{uuid.uuid4().hex[:6]}.log"
+    return ComponentProcess(module, apiserver.target, log=log, extra=extra).wait_ready()
 
 
 @pytest.fixture(scope="session")
