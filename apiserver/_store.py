@@ -72,6 +72,7 @@ from .storage import (
 #: etcd's default request limit; Kubernetes refuses objects larger than this.
 MAX_OBJECT_BYTES = 1_572_864
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_MAX_GENERATE_BASE = 63 - 5
 _UPDATE_RETRIES = 16
 
 
@@ -187,7 +188,9 @@ class ResourceStore:
         generated = not meta.name and bool(meta.generateName)
         for attempt in range(8 if generated else 1):
             if generated:
-                meta.name = meta.generateName + "".join(random.choice(_GENERATE_ALPHABET) for _ in range(5))
+                # The base is cut so the name stays a valid 63-character name.
+                meta.name = meta.generateName[:_MAX_GENERATE_BASE] + "".join(
+                    random.choice(_GENERATE_ALPHABET) for _ in range(5))
             try:
                 return await self._create_once(obj, user, dry_run)
             except StatusError as err:

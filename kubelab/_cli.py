@@ -29,6 +29,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "annotate": ("kubelab._label", "annotate", "Update the annotations on a resource"),
     "api-resources": ("kubelab._info", "api_resources", "Print the supported API resources on the server"),
     "apply": ("kubelab._apply", "apply", "Apply a configuration to a resource by file name or stdin"),
+    "autoscale": ("kubelab._autoscale", "autoscale", "Auto-scale a deployment, replica set, stateful set, or "
+                                                     "replication controller"),
     "cluster-info": ("kubelab._info", "cluster_info", "Display cluster information"),
     "create": ("kubelab._create", "create", "Create a resource from a file or from stdin"),
     "down": ("kubelab._lab", "down", "Stop the lab and remove everything it made"),
@@ -41,7 +43,9 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "get": ("kubelab._get", "get", "Display one or many resources"),
     "label": ("kubelab._label", "label", "Update the labels on a resource"),
     "patch": ("kubelab._patch", "patch", "Update fields of a resource"),
+    "rollout": ("kubelab._rollout", "rollout", "Manage the rollout of a resource"),
     "scale": ("kubelab._patch", "scale", "Set a new size for a deployment, replica set, or stateful set"),
+    "set": ("kubelab._rollout", "set_group", "Set specific features on objects (set image)"),
     "version": ("kubelab._info", "version", "Print the client and server version information"),
 }
 

@@ -111,6 +111,15 @@ class DeploymentStrategy(_SelectorFixedStrategy):
                 errs.append(invalid("spec.progressDeadlineSeconds", deadline, "must be greater than minReadySeconds"))
         return errs
 
+    def prepare_for_status_update(self, obj: Any, old: Any) -> None:
+        # As Kubernetes' deployment status strategy: /status resets spec and
+        # labels but keeps the annotations sent, so the controller records
+        # the revision annotation in the same write as the status.
+        annotations = dict(obj.metadata.annotations)
+        super().prepare_for_status_update(obj, old)
+        obj.metadata.annotations.clear()
+        obj.metadata.annotations.update(annotations)
+
     def validate_status_update(self, obj: Any, old: Any) -> list[FieldError]:
         status = obj.status
         errs = nonnegative(status.observedGeneration, "status.observedGeneration")
