@@ -14,6 +14,25 @@ from ._controller import Controller
 
 CONTROLLERS: dict[str, str] = {
     "serviceaccount": "controller_manager.serviceaccount:ServiceAccountController",
+    "replicaset": "controller_manager.replicaset:ReplicaSetController",
+    "replicationcontroller": "controller_manager.replicaset:ReplicationControllerController",
+    "deployment": "controller_manager.deployment:DeploymentController",
+    "daemonset": "controller_manager.daemonset:DaemonSetController",
+    "statefulset": "controller_manager.statefulset:StatefulSetController",
+    "job": "controller_manager.job:JobController",
+    "cronjob": "controller_manager.cronjob:CronJobController",
+    "horizontalpodautoscaling": "controller_manager.podautoscaler:HorizontalPodAutoscalerController",
+    "endpoint": "controller_manager.endpoints:EndpointsController",
+    "endpointslice": "controller_manager.endpointslice:EndpointSliceController",
+    "nodelifecycle": "controller_manager.nodelifecycle:NodeLifecycleController",
+    "taint-eviction-controller": "controller_manager.tainteviction:TaintEvictionController",
+    "nodeipam": "controller_manager.nodeipam:NodeIPAMController",
+    "namespace": "controller_manager.namespace:NamespaceController",
+    "garbagecollector": "controller_manager.garbagecollector:GarbageCollector",
+    "resourcequota": "controller_manager.resourcequota:ResourceQuotaController",
+    "persistentvolume-binder": "controller_manager.volume:PersistentVolumeController",
+    "podgc": "controller_manager.podgc:PodGCController",
+    "serviceaccount-token": "controller_manager.serviceaccount_tokens:TokensController",
 }
 
 #: Controllers that `*` does not include.

@@ -43,7 +43,8 @@ def test_help_and_bad_controller_names() -> None:
 
 async def test_default_service_accounts(apiserver: APIServerProcess, workdir: Path, client: Clientset,
                                         namespace: str) -> None:
-    manager = start_component("controller_manager", apiserver, workdir, "--leader-elect", "false")
+    manager = start_component("controller_manager", apiserver, workdir, "--leader-elect", "false",
+                              "--controllers", "serviceaccount")
     try:
         accounts = client.resource(core_pb2.ServiceAccount, namespace)
 
