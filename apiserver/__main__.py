@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-mutating-requests-inflight", type=int, default=200,
                    help="mutating requests served at once before TooManyRequests; 0 is unlimited")
     p.add_argument("--watch-cache-size", type=int, default=10_000, help="events each watch cache keeps")
-    p.add_argument("--watch-buffer", type=int, default=1_000,
-                   help="events buffered per watcher before a slow watcher is closed")
+    p.add_argument("--watch-buffer", type=int, default=10_000,
+                   help="events buffered per watcher before a watcher that does not keep up is closed (each is a "
+                        "reference to the watch cache's shared event, a few bytes)")
     p.add_argument("--watch-bookmark-interval", type=float, default=60.0, help="seconds between watch bookmarks")
     p.add_argument("--etcd-compaction-interval", type=float, default=300.0,
                    help="seconds between compactions of etcd's history; 0 disables")

@@ -20,7 +20,7 @@ class Registry:
     def __init__(self, storage: Store, clock: Clock, *, service_cidr: str = "10.96.0.0/12",
                  node_ports: tuple[int, int] = (30000, 32767), toleration_seconds: int = 300,
                  disabled_admission: tuple[str, ...] = (), watch_cache_size: int = 10_000,
-                 watcher_buffer: int = 1_000) -> None:
+                 watcher_buffer: int = 10_000) -> None:
         self.storage = storage
         self.ips = ServiceIPAllocator(storage, service_cidr)
         self.ports = NodePortAllocator(storage, *node_ports)

@@ -66,7 +66,7 @@ class ServerOptions:
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200
     watch_cache_size: int = 10_000
-    watch_buffer: int = 1_000
+    watch_buffer: int = 10_000
     watch_bookmark_interval: float = 60.0
     etcd_compaction_interval: float = 300.0
 

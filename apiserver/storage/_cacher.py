@@ -77,7 +77,10 @@ class CacheWatcher:
         self._cacher = cacher
         self._predicate = predicate
         self.after = after
-        self._queue: asyncio.Queue[CacheEvent | None] = asyncio.Queue(maxsize=buffer)
+        # Unbounded, with the limit checked in deliver(): the close marker
+        # must always find room, so no buffered event is dropped to make it.
+        self._queue: asyncio.Queue[CacheEvent | None] = asyncio.Queue()
+        self.limit = buffer
         self.closed: WatcherClosed | None = None
 
     def deliver(self, event: CacheEvent) -> None:
@@ -86,12 +89,12 @@ class CacheWatcher:
         filtered = self._filter(event)
         if filtered is None:
             return
-        try:
-            self._queue.put_nowait(filtered)
-        except asyncio.QueueFull:
+        if self._queue.qsize() >= self.limit:
             self.close(WatcherClosed(
-                f"the client did not keep up ({self._queue.maxsize} events buffered); "
+                f"the client did not keep up ({self.limit} events buffered); "
                 f"watch again from resourceVersion {event.revision - 1}"))
+            return
+        self._queue.put_nowait(filtered)
 
     def _filter(self, event: CacheEvent) -> CacheEvent | None:
         match = self._predicate
@@ -113,13 +116,7 @@ class CacheWatcher:
         if self.closed is None:
             self.closed = reason
             self._cacher._forget(self)
-            # Wake the reader even when the buffer is full.
-            while True:
-                try:
-                    self._queue.put_nowait(None)
-                    break
-                except asyncio.QueueFull:
-                    self._queue.get_nowait()
+            self._queue.put_nowait(None)  # after the buffered events, which the reader still gets
 
     def stop(self) -> None:
         """The client went away: release the watcher quietly."""
@@ -144,7 +141,7 @@ class CacheWatcher:
 
 class Cacher:
     def __init__(self, store: Store, prefix: str, attrs: AttrsFunc, *, capacity: int = 10_000,
-                 watcher_buffer: int = 1_000) -> None:
+                 watcher_buffer: int = 10_000) -> None:
         self._store = store
         self.prefix = prefix
         self._attrs = attrs
