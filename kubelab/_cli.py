@@ -32,9 +32,12 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "autoscale": ("kubelab._autoscale", "autoscale", "Auto-scale a deployment, replica set, stateful set, or "
                                                      "replication controller"),
     "cluster-info": ("kubelab._info", "cluster_info", "Display cluster information"),
+    "cordon": ("kubelab._node", "cordon", "Mark node as unschedulable"),
     "create": ("kubelab._create", "create", "Create a resource from a file or from stdin"),
     "down": ("kubelab._lab", "down", "Stop the lab and remove everything it made"),
     "status": ("kubelab._lab", "status", "Show the lab's components"),
+    "taint": ("kubelab._node", "taint", "Update the taints on one or more nodes"),
+    "uncordon": ("kubelab._node", "uncordon", "Mark node as schedulable"),
     "up": ("kubelab._lab", "up", "Start the lab's control plane on this host"),
     "delete": ("kubelab._delete", "delete", "Delete resources by file names, stdin, resources and names, "
                                             "or by resources and label selector"),
