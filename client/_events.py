@@ -87,8 +87,10 @@ class EventBroadcaster:
         self._closed = False
         self.dropped = 0
 
-    def new_recorder(self) -> EventRecorder:
-        return EventRecorder(self)
+    def new_recorder(self, component: str = "") -> EventRecorder:
+        """A recorder whose events name `component` as their source (the
+        broadcaster's own component by default)."""
+        return EventRecorder(self, component)
 
     # ------------------------------------------------------------ the caller's side
 
@@ -227,8 +229,14 @@ class EventBroadcaster:
 class EventRecorder:
     """Records Events on behalf of one component (client-go's EventRecorder)."""
 
-    def __init__(self, broadcaster: EventBroadcaster) -> None:
+    def __init__(self, broadcaster: EventBroadcaster, component: str = "") -> None:
         self._broadcaster = broadcaster
+        self.component = component or broadcaster.component
+
+    def for_component(self, component: str) -> EventRecorder:
+        """A recorder on the same broadcaster for another component (each
+        controller of a controller-manager names itself)."""
+        return EventRecorder(self._broadcaster, component)
 
     def event(self, obj: Message, event_type: str, reason: str, message: str) -> None:
         """Record an Event about `obj` (any kind's message, or an
@@ -255,8 +263,8 @@ class EventRecorder:
         now = b.timestamp()
         event = core_pb2.Event(involvedObject=ref, reason=reason, message=message, type=event_type,
                                firstTimestamp=now, lastTimestamp=now, count=1,
-                               reportingComponent=b.component, reportingInstance=b.host)
-        event.source.component = b.component
+                               reportingComponent=self.component, reportingInstance=b.host)
+        event.source.component = self.component
         event.source.host = b.host
         event.metadata.namespace = ref.namespace or "default"
         return event

@@ -51,11 +51,14 @@ class Controller:
     name: ClassVar[str] = ""
     #: Workers when `--concurrent-<name>-syncs` is not given.
     default_workers: ClassVar[int] = 5
+    #: The source its Events name (kube-controller-manager's component
+    #: names, e.g. "replicaset-controller"); default "<name>-controller".
+    event_source: ClassVar[str] = ""
 
     def __init__(self, ctx: ControllerContext) -> None:
         self.ctx = ctx
         self.clientset = ctx.clientset
-        self.recorder = ctx.recorder
+        self.recorder = ctx.recorder.for_component(self.event_source or f"{self.name}-controller")
         self.clock = ctx.clock
         self.queue: RateLimitingQueue[str] = RateLimitingQueue(name=self.name, clock=ctx.clock)
 

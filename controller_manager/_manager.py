@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 
 from api import Clock
 from client import Clientset, EventBroadcaster, SharedInformerFactory
@@ -32,7 +31,7 @@ def workers_flag(name: str) -> str:
 async def run_controllers(clientset: Clientset, options: argparse.Namespace, names: list[str], clock: Clock,
                           stopped: asyncio.Event) -> None:
     informers = SharedInformerFactory(clientset, resync=options.resync_period, clock=clock)
-    broadcaster = EventBroadcaster(clientset, "controller-manager", socket.gethostname(), clock=clock)
+    broadcaster = EventBroadcaster(clientset, "controller-manager", clock=clock)
     ctx = ControllerContext(clientset, informers, broadcaster.new_recorder(), clock, options)
     controllers: list[Controller] = [load(name)(ctx) for name in names]
     informers.start()

@@ -142,6 +142,7 @@ def desired_endpoints(svc: Service, pods: list[Pod]) -> dict[tuple[str, PortKey]
 
 class EndpointSliceController(Controller):
     name = "endpointslice"
+    event_source = "endpoint-slice-controller"
     default_workers = 5
 
     def __init__(self, ctx: ControllerContext) -> None:

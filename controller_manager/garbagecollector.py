@@ -84,6 +84,7 @@ class AbsentOwnerCache:
 
 class GarbageCollector(Controller):
     name = "garbagecollector"
+    event_source = "garbage-collector-controller"
     default_workers = 20
 
     def __init__(self, ctx: ControllerContext) -> None:
@@ -245,6 +246,7 @@ class Orphaner(Controller):
     dependent, then the owner's `orphan` finalizer."""
 
     name = "garbagecollector-orphan"
+    event_source = "garbage-collector-controller"
 
     def __init__(self, ctx: ControllerContext, gc: GarbageCollector) -> None:
         super().__init__(ctx)

@@ -106,6 +106,7 @@ class GraphBuilder(Controller):
     """Keeps `graph` equal to the informer caches of every kind."""
 
     name = "garbagecollector-graph"
+    event_source = "garbage-collector-controller"
 
     def __init__(self, ctx: ControllerContext, attempt_to_delete: Callable[[str], None],
                  attempt_to_orphan: Callable[[str], None]) -> None:

@@ -97,6 +97,7 @@ class CIDRSet:
 
 class NodeIPAMController(Controller):
     name = "nodeipam"
+    event_source = "cidrAllocator"
     default_workers = 5
 
     def __init__(self, ctx: ControllerContext) -> None:

@@ -102,6 +102,7 @@ def zone_state(ready: int, not_ready: int, threshold: float) -> str:
 
 class NodeLifecycleController(Controller):
     name = "nodelifecycle"
+    event_source = "node-controller"
     default_workers = 4
 
     def __init__(self, ctx: ControllerContext) -> None:

@@ -97,6 +97,7 @@ def _option(options: argparse.Namespace, name: str, default: Any) -> Any:
 
 class HorizontalPodAutoscalerController(Controller):
     name = "horizontalpodautoscaling"
+    event_source = "horizontal-pod-autoscaler"
     default_workers = 5
 
     @classmethod

@@ -56,6 +56,7 @@ def eviction_order(pod: Pod) -> tuple[int, str, str]:
 
 class PodGCController(Controller):
     name = "podgc"
+    event_source = "pod-garbage-collector"
     default_workers = 2
 
     def __init__(self, ctx: ControllerContext) -> None:

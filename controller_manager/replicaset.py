@@ -413,6 +413,7 @@ class ReplicaSetController(ReplicaSetLikeController):
 
 class ReplicationControllerController(ReplicaSetLikeController):
     name = "replicationcontroller"
+    event_source = "replication-controller"
     kind_message = core_pb2.ReplicationController
 
     def selector_of(self, owner: Any) -> Selector:

@@ -228,6 +228,7 @@ def count_kind(resource_name: str) -> Kind | None:
 
 class ResourceQuotaController(Controller):
     name = "resourcequota"
+    event_source = "resource-quota-controller"
     default_workers = 5
 
     def __init__(self, ctx: ControllerContext) -> None:

@@ -138,6 +138,7 @@ def _account_index(secret: Secret) -> list[str]:
 
 class TokensController(Controller):
     name = "serviceaccount-token"
+    event_source = "tokens-controller"
     default_workers = 1
 
     def __init__(self, ctx: ControllerContext) -> None:

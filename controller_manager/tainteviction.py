@@ -70,6 +70,7 @@ def toleration_seconds(tolerations: Iterable[core_pb2.Toleration], taints: list[
 
 class TaintEvictionController(Controller):
     name = "taint-eviction-controller"
+    event_source = "taint-eviction-controller"
     default_workers = 4
 
     def __init__(self, ctx: ControllerContext) -> None:

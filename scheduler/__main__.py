@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 import sys
 from collections.abc import Sequence
 
@@ -85,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         watches = Clientset.connect(client_config)
         try:
             app = SchedulerApp(clientset, config, max_binds_in_flight=args.max_binds_in_flight,
-                               host=socket.gethostname(), watch_clientset=watches)
+                               watch_clientset=watches)
         except (ValueError, LookupError) as err:
             await clientset.close()
             await watches.close()

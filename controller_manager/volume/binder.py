@@ -112,6 +112,7 @@ def _refers_to(pv: PV, claim: PVC) -> bool:
 
 class PersistentVolumeController(Controller):
     name = "persistentvolume-binder"
+    event_source = "persistentvolume-controller"
     default_workers = 1
 
     def __init__(self, ctx: ControllerContext) -> None:

@@ -125,6 +125,9 @@ async def test_refused_creates_are_reported_and_retried() -> None:
         assert len(h.pods()) == 5
         assert not [c for c in h.cs.objects(RS)[0].status.conditions if c.type == "ReplicaFailure"]
         assert h.events("FailedCreate")[0].count == 2 and len(h.events("SuccessfulCreate")) == 5
+        # Events name the controller, as kube-controller-manager's do.
+        assert {e.source.component for e in h.events("SuccessfulCreate")} == {"replicaset-controller"}
+        assert h.events("FailedCreate")[0].reportingComponent == "replicaset-controller"
 
 
 async def test_adopts_orphans_and_releases_pods_that_stop_matching() -> None:
