@@ -1,6 +1,7 @@
 """The local lab: the control plane as background processes on this host.
 
-`kubelab up` starts etcd and the apiserver detached from the terminal, with
+`kubelab up` starts etcd, the apiserver, the controller-manager and the
+scheduler detached from the terminal, with
 their data, logs, pid files and socket under one state directory
 (/var/lib/kubelab as root, ~/.kubelab/lab otherwise), and points the CLI's
 config at them. `kubelab status` reads that directory back; `kubelab down`
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from client import default_config_path, write_config
 
-from .local import APIServerProcess, EtcdProcess
+from .local import APIServerProcess, ComponentProcess, EtcdProcess
 
 
 def default_state_dir() -> Path:
@@ -128,6 +129,14 @@ def up(state_dir: Path, *, api_port: int = 6443, etcd_port: int = 2379, progress
         state.save()
         apiserver.wait_ready()
         say("apiserver", f"ready at {apiserver.target}")
+        for module, name in (("controller_manager", "controller-manager"), ("scheduler", "scheduler")):
+            say(name, "starting")
+            component = ComponentProcess(module, apiserver.target, log=logs / f"{name}.log", detach=True)
+            health = f"127.0.0.1:{component.health_port}"
+            state.components.append(Component(name, component.pid, component.argv, health, str(component.log)))
+            state.save()
+            component.wait_ready()
+            say(name, f"ready (health {health}, metrics 127.0.0.1:{component.metrics_port})")
     except Exception:
         _stop_all(state, say)
         raise

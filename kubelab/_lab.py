@@ -15,19 +15,19 @@ from ._printers import format_table
 from ._session import CLIError, Settings, echo, global_options
 
 NEXT_STEPS = """
-The control plane is up: etcd and the apiserver, serving the Kubernetes API at {server}.
+The control plane is up: etcd, the apiserver (the Kubernetes API at {server}), the controller-manager
+and the scheduler. No node has joined yet, so pods are created but stay Pending.
 Try next:
-  kubelab get all -n demo                              # what the demo created
-  kubelab describe deployment nginx-deployment -n demo
+  kubelab get all -n demo                              # the Deployment, its ReplicaSet and 3 Pending pods
+  kubelab describe pod -n demo                         # Events: FailedScheduling: no nodes available
   kubelab get deployment nginx-deployment -n demo -o yaml   # every default the apiserver filled in
+  kubelab scale deployment nginx-deployment -n demo --replicas 5
   kubelab get pods -A -w                               # a live watch (Ctrl-C to stop)
   kubelab apply -f ../shared/manifests/k8s-examples/controllers/frontend.yaml
   kubelab api-resources
   ETCDCTL_API=3 etcdctl --endpoints {etcd} get /registry/ --prefix --keys-only
   kubelab status                                       # processes, logs, state directory
   kubelab down                                         # stop it all and remove what it made
-The scheduler, controllers and nodes come with later issues: until then objects are stored,
-defaulted and validated, but no pods run.
 """
 
 
@@ -37,7 +37,7 @@ def _state_dir(path: str | None) -> Path:
 
 
 def _progress(component: str, message: str) -> None:
-    echo(f"{time.strftime('%H:%M:%S')}  {component:<10} {message}")
+    echo(f"{time.strftime('%H:%M:%S')}  {component:<18} {message}")
 
 
 @click.command("up")
@@ -49,7 +49,7 @@ def _progress(component: str, message: str) -> None:
 @global_options
 @click.pass_context
 def up(ctx: click.Context, port: int, etcd_port: int, state_dir: str | None, apply_path: str | None) -> None:
-    """Start the lab's control plane (etcd and the apiserver) on this host.
+    """Start the lab's control plane (etcd, apiserver, controller-manager, scheduler) on this host.
 
     \b
       kubelab up

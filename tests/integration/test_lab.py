@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +35,14 @@ def kubelab(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
     return out
 
 
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
 def pids(env: dict[str, str]) -> list[int]:
     state = json.loads((Path(env["KUBELAB_STATE_DIR"]) / "lab.json").read_text())
     return [c["pid"] for c in state["components"]]
@@ -54,7 +62,15 @@ def test_up_status_and_down(lab: tuple[dict[str, str], list[str]]) -> None:
     assert "deployment.apps/nginx-deployment created" in started.stdout and "Try next:" in started.stdout
     assert "nginx-deployment" in kubelab(env, "get", "deploy", "-n", "demo").stdout
     status = kubelab(env, "status").stdout
-    assert "etcd" in status and "apiserver" in status and status.count("Running") == 2
+    for component in ("etcd", "apiserver", "controller-manager", "scheduler"):
+        assert component in status
+    assert status.count("Running") == 4
+    # The controllers make the Deployment's pods; with no node, the
+    # scheduler leaves them Pending and says why.
+    wait_for(lambda: "no nodes available to schedule pods" in kubelab(env, "describe", "pods", "-n", "demo").stdout,
+             "the demo's pods to be created and found unschedulable")
+    pods = kubelab(env, "get", "pods", "-n", "demo", "-o", "name").stdout.split()
+    assert len(pods) == 3 and all(p.startswith("pod/nginx-deployment-") for p in pods)
     again = kubelab(env, "up", *ports)
     assert "already running" in again.stdout
     before = pids(env)
