@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -79,9 +80,28 @@ class Controller:
     async def sync(self, key: str) -> None:
         raise NotImplementedError
 
+    def periodic(self) -> list[tuple[float, Callable[[], None], bool]]:
+        """Work beside the keys, done every so often: (period in seconds,
+        function, whether it runs once at start too); a node monitor, a
+        resync of every object (Kubernetes' `wait.Until` loops)."""
+        return []
+
+    async def _every(self, period: float, fn: Callable[[], None], at_start: bool) -> None:
+        if not at_start:
+            await self.clock.sleep(period)
+        while True:
+            try:
+                fn()
+            except Exception:  # the loop goes on, as wait.Until's does after a crash
+                log.exception("%s: periodic %s failed", self.name, getattr(fn, "__name__", fn))
+            await self.clock.sleep(period)
+
     async def run(self, workers: int) -> None:
-        """Process keys with `workers` workers until cancelled."""
+        """Process keys with `workers` workers, and run the periodic work,
+        until cancelled."""
         tasks = [asyncio.create_task(self._worker(), name=f"{self.name} worker {i}") for i in range(workers)]
+        tasks += [asyncio.create_task(self._every(period, fn, at_start), name=f"{self.name} periodic")
+                  for period, fn, at_start in self.periodic()]
         try:
             await asyncio.gather(*tasks)
         finally:

@@ -35,9 +35,9 @@ is queued again for when its zone's bucket will have one.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from api import StatusError, parse_time, rfc3339
@@ -161,20 +161,14 @@ class NodeLifecycleController(Controller):
 
     # ------------------------------------------------------------ monitor
 
-    async def run(self, workers: int) -> None:
-        monitor = asyncio.create_task(self._monitor(), name="nodelifecycle monitor")
-        try:
-            await super().run(workers)
-        finally:
-            monitor.cancel()
-            await asyncio.gather(monitor, return_exceptions=True)
+    def periodic(self) -> list[tuple[float, Callable[[], None], bool]]:
+        return [(self.monitor_period, self.monitor, True)]
 
-    async def _monitor(self) -> None:
-        while True:
-            self.update_zones()
-            for node in self.nodes.list():
-                self.enqueue(node)
-            await self.clock.sleep(self.monitor_period)
+    def monitor(self) -> None:
+        """Judge the zones, and look at every node again."""
+        self.update_zones()
+        for node in self.nodes.list():
+            self.enqueue(node)
 
     def update_zones(self) -> None:
         """Recompute each zone's state from the cache. A node counts as

@@ -24,8 +24,8 @@ kubelet left to wait for.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
+from collections.abc import Callable
 
 from api import StatusError, rfc3339
 from client import object_key, split_key
@@ -84,18 +84,8 @@ class PodGCController(Controller):
                        help="how long a node must be missing before its pods count as orphaned "
                             "(default %(default)s)")
 
-    async def run(self, workers: int) -> None:
-        scanner = asyncio.create_task(self._scan_loop(), name="podgc scan")
-        try:
-            await super().run(workers)
-        finally:
-            scanner.cancel()
-            await asyncio.gather(scanner, return_exceptions=True)
-
-    async def _scan_loop(self) -> None:
-        while True:
-            self.scan()
-            await self.clock.sleep(self.period)
+    def periodic(self) -> list[tuple[float, Callable[[], None], bool]]:
+        return [(self.period, self.scan, True)]
 
     def scan(self) -> None:
         """Pick the pods to collect and enqueue them."""

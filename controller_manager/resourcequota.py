@@ -31,8 +31,7 @@ status, is the apiserver's part.)
 from __future__ import annotations
 
 import argparse
-import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from api import SCHEME, Kind, Quantity, QuantityError, StatusError, parse_time
@@ -261,19 +260,12 @@ class ResourceQuotaController(Controller):
         if old is not new:  # a resync of every object need not recount every quota
             self._content_changed(new)
 
-    async def run(self, workers: int) -> None:
-        resync = asyncio.create_task(self._resync(), name="resourcequota resync")
-        try:
-            await super().run(workers)
-        finally:
-            resync.cancel()
-            await asyncio.gather(resync, return_exceptions=True)
+    def periodic(self) -> list[tuple[float, Callable[[], None], bool]]:
+        return [(self.sync_period, self.resync, False)]
 
-    async def _resync(self) -> None:
-        while True:
-            await self.clock.sleep(self.sync_period)
-            for quota in self.quotas.list():
-                self.enqueue(quota)
+    def resync(self) -> None:
+        for quota in self.quotas.list():
+            self.enqueue(quota)
 
     def _list(self, kind_message: type[Any], namespace: str) -> list[Any]:
         return self.listers[SCHEME.for_message(kind_message).group_resource].list(namespace)

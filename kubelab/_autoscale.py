@@ -16,33 +16,14 @@ import click
 
 from ._apply import dry_run_option, dry_run_suffix
 from ._printers import manifest, object_name, parse_output, render_documents
-from ._resources import manifest_kind, parse_resource_args, read_manifests, target_namespace
+from ._resources import SCALABLE, named_objects
 from ._session import CLIError, Session, echo, global_options, resource
 
 if TYPE_CHECKING:
     from api import Kind
     from client import Clientset
 
-SCALABLE = ("deployments.apps", "replicasets.apps", "statefulsets.apps", "replicationcontrollers")
 _OUTPUTS = ("yaml", "json", "name", "jsonpath", "jsonpath-as-json")
-
-
-def _targets(session: Session, args: tuple[str, ...], filenames: tuple[str, ...]) -> list[tuple[Kind, str, str]]:
-    if filenames:
-        out = []
-        for m in read_manifests(filenames, verb="autoscale"):
-            kind = manifest_kind(m)
-            out.append((kind, target_namespace(kind, m.namespace, session.namespace, session.namespace_explicit),
-                        m.name))
-        return out
-    requests = parse_resource_args(args)
-    if not requests:
-        raise CLIError("You must provide one or more resources by argument or filename.\n"
-                       "Example resource specifications include:\n   '-f rsrc.yaml'\n   '--filename=rsrc.json'\n"
-                       "   '<resource> <name>'\n   '<resource>'")
-    if not any(r.names for r in requests):
-        raise CLIError("resource(s) were provided, but no name was specified")
-    return [(r.kind, session.namespace, name) for r in requests for name in r.names]
 
 
 def build_hpa(kind: Kind, target: str, namespace: str, name: str, min_replicas: int, max_replicas: int,
@@ -95,7 +76,7 @@ def autoscale(args: tuple[str, ...], min_replicas: int, max_replicas: int, cpu_p
                        f"min: {min_replicas}")
     if min_replicas == 0:
         raise CLIError("--min=MINPODS must be at least 1, min: 0")
-    targets = _targets(session, args, filenames)
+    targets = named_objects(session, args, filenames, "autoscale")
     for kind, _ns, target in targets:
         if kind.group_resource not in SCALABLE:
             raise CLIError(f"cannot autoscale a {kind.kind}: {kind.group_resource}/{target} is not scalable; "

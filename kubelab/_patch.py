@@ -24,30 +24,14 @@ import yaml
 
 from ._apply import dry_run_option, dry_run_suffix
 from ._printers import manifest, object_name, parse_output, render_documents
-from ._resources import manifest_kind, parse_resource_args, read_manifests, target_namespace
+from ._resources import SCALABLE, named_objects, parse_resource_args
 from ._session import CLIError, Session, descriptor, echo, global_options, is_status, resource
 
 if TYPE_CHECKING:
     from api import Kind
     from client import Clientset
 
-SCALABLE = ("deployments.apps", "replicasets.apps", "statefulsets.apps", "replicationcontrollers")
 _OUTPUTS = ("yaml", "json", "name", "jsonpath", "jsonpath-as-json")
-
-
-def _objects(session: Session, args: tuple[str, ...], filenames: tuple[str, ...]) -> list[tuple[Kind, str, str]]:
-    """(kind, namespace, name) for TYPE NAME, TYPE/NAME or -f."""
-    if filenames:
-        out = []
-        for m in read_manifests(filenames, verb="patch"):
-            kind = manifest_kind(m)
-            out.append((kind, target_namespace(kind, m.namespace, session.namespace, session.namespace_explicit),
-                        m.name))
-        return out
-    requests = parse_resource_args(args)
-    if not any(r.names for r in requests):
-        raise CLIError("resource(s) were provided, but no name was specified")
-    return [(r.kind, session.namespace, name) for r in requests for name in r.names]
 
 
 def parse_patch(text: str) -> Any:
@@ -94,7 +78,7 @@ def patch(args: tuple[str, ...], patch_text: str | None, patch_file: str | None,
             raise CLIError(f"unable to read patch file {patch_file}: {err.strerror}") from None
     body = parse_patch(patch_text or "")
     content_type = {"strategic": STRATEGIC_MERGE_PATCH, "merge": MERGE_PATCH, "json": JSON_PATCH}[patch_type]
-    targets = _objects(session, args, filenames)
+    targets = named_objects(session, args, filenames, "patch")
     results: list[Any] = []
 
     async def work(cs: Clientset) -> None:
@@ -169,7 +153,7 @@ def scale(args: tuple[str, ...], replicas: int | None, current_replicas: int | N
             raise CLIError("name cannot be provided when a selector or --all is specified")
         listed: list[tuple[Kind, str, str | None]] = [(r.kind, session.namespace, None) for r in requests]
     else:
-        listed = list(_objects(session, args, filenames))
+        listed = list(named_objects(session, args, filenames, "patch"))
     for kind, _ns, _name in listed:
         if kind.group_resource not in SCALABLE:
             raise CLIError(f"{kind.group_resource} cannot be scaled: scale works on deployments, replicasets, "

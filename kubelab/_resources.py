@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._session import CLIError
+from ._session import CLIError, Session
 
 if TYPE_CHECKING:
     from api import Kind
@@ -174,3 +174,27 @@ def target_namespace(kind: Kind, manifest_ns: str, namespace: str, explicit: boo
                            f'"{namespace}". You must pass \'--namespace={manifest_ns}\' to perform this operation.')
         return manifest_ns
     return namespace
+
+
+#: What `scale` and `autoscale` work on.
+SCALABLE = ("deployments.apps", "replicasets.apps", "statefulsets.apps", "replicationcontrollers")
+
+
+def named_objects(session: Session, args: Sequence[str], filenames: Sequence[str],
+                  verb: str) -> list[tuple[Kind, str, str]]:
+    """(kind, namespace, name) for TYPE NAME..., TYPE/NAME... or -f FILE."""
+    if filenames:
+        out = []
+        for m in read_manifests(filenames, verb=verb):
+            kind = manifest_kind(m)
+            out.append((kind, target_namespace(kind, m.namespace, session.namespace, session.namespace_explicit),
+                        m.name))
+        return out
+    requests = parse_resource_args(args)
+    if not requests:
+        raise CLIError("You must provide one or more resources by argument or filename.\n"
+                       "Example resource specifications include:\n   '-f rsrc.yaml'\n   '--filename=rsrc.json'\n"
+                       "   '<resource> <name>'\n   '<resource>'")
+    if not any(r.names for r in requests):
+        raise CLIError("resource(s) were provided, but no name was specified")
+    return [(r.kind, session.namespace, name) for r in requests for name in r.names]

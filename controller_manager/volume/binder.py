@@ -38,8 +38,8 @@ still found.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import component_base
@@ -173,20 +173,16 @@ class PersistentVolumeController(Controller):
 
     async def run(self, workers: int) -> None:
         await self.ensure_default_class()
-        resync = asyncio.create_task(self._resync(), name="pv binder resync")
-        try:
-            await super().run(workers)
-        finally:
-            resync.cancel()
-            await asyncio.gather(resync, return_exceptions=True)
+        await super().run(workers)
 
-    async def _resync(self) -> None:
-        while True:
-            await self.clock.sleep(self.sync_period)
-            for claim in self.claims.list():
-                self.queue.add(f"{claim.metadata.namespace}/{claim.metadata.name}")
-            for pv in self.volumes.list():
-                self.queue.add(pv.metadata.name)
+    def periodic(self) -> list[tuple[float, Callable[[], None], bool]]:
+        return [(self.sync_period, self.resync, False)]
+
+    def resync(self) -> None:
+        for claim in self.claims.list():
+            self.queue.add(f"{claim.metadata.namespace}/{claim.metadata.name}")
+        for pv in self.volumes.list():
+            self.queue.add(pv.metadata.name)
 
     async def ensure_default_class(self) -> None:
         if not self.default_class_name or self.provisioner is None:

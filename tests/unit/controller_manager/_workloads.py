@@ -1,11 +1,7 @@
 """Running workload controllers on the in-memory clientset, for the unit
 tests of replicaset, deployment and their helpers.
 
-`Harness` wires controllers as the controller-manager does (one shared
-informer factory, an event recorder, a ControllerContext) over a
-FakeClientset and a FakeClock, and runs their workers as tasks;
-`settle()` lets every runnable task run until nothing is left to do, and
-`advance(seconds)` moves the clock (waking delayed keys and backoffs).
+`Harness` and `settle()` come from _harness.py (one worker per controller).
 `FakeKubelet` plays scheduler and kubelet for pods: binds them, makes them
 Running and Ready (or not, per pod), removes pods marked for deletion.
 Builders make objects as the apiserver would store them (defaults filled).
@@ -13,81 +9,19 @@ Builders make objects as the apiserver would store them (defaults filled).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any, cast
 
 from api import FakeClock, StatusError, int_or_string, rfc3339
-from client import Clientset, EventBroadcaster, SharedInformerFactory
-from controller_manager._controller import Controller, ControllerContext
 from proto import apps_pb2, core_pb2
 from tests.support.fakeclient import FakeClientset
 
+from ._harness import Harness, settle
+
+__all__ = ["FakeKubelet", "Harness", "deployment", "orphan_pod", "replica_set", "set_ready", "settle", "template"]
+
 Pod = core_pb2.Pod
-
-
-async def settle(rounds: int = 30) -> None:
-    """Let every runnable task run until `rounds` passes in a row find the
-    loop idle (the fake client never does real I/O)."""
-    loop = asyncio.get_running_loop()
-    quiet = 0
-    while quiet < rounds:
-        before = len(loop._ready)  # type: ignore[attr-defined]
-        await asyncio.sleep(0)
-        quiet = quiet + 1 if before == 0 else 0
-
-
-class Harness:
-    def __init__(self, *controllers: type[Controller], clock: FakeClock | None = None,
-                 cs: FakeClientset | None = None) -> None:
-        self.clock = clock or FakeClock()
-        self.cs = cs or FakeClientset(clock=self.clock)
-        self.classes = controllers
-        self.controllers: list[Controller] = []
-        self._tasks: list[asyncio.Task[None]] = []
-
-    async def __aenter__(self) -> Harness:
-        clientset = cast(Clientset, self.cs)
-        self.informers = SharedInformerFactory(clientset, clock=self.clock)
-        self.broadcaster = EventBroadcaster(clientset, "controller-manager", clock=self.clock)
-        ctx = ControllerContext(clientset, self.informers, self.broadcaster.new_recorder(), self.clock,
-                                argparse.Namespace())
-        self.controllers = [cls(ctx) for cls in self.classes]
-        self.informers.start()
-        await self.informers.wait_for_cache_sync(5)
-        self._tasks = [asyncio.create_task(c.run(1)) for c in self.controllers]
-        await settle()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.informers.shutdown()
-        await self.broadcaster.shutdown(0.1)
-
-    def controller(self, cls: type[Controller]) -> Any:
-        return next(c for c in self.controllers if isinstance(c, cls))
-
-    async def advance(self, seconds: float, tick: float = 0.5) -> None:
-        await settle()
-        left = seconds
-        while left > 1e-9:
-            step = min(tick, left)
-            self.clock.step(step)
-            left -= step
-            await settle()
-
-    # ------------------------------------------------------------ reading the store
-
-    def pods(self, namespace: str = "ns", *, active: bool = True) -> list[Pod]:
-        pods = self.cs.objects(Pod, namespace)
-        return [p for p in pods if not (active and p.metadata.deletionTimestamp)]
-
-    def events(self, reason: str) -> list[core_pb2.Event]:
-        return [e for e in self.cs.objects(core_pb2.Event) if e.reason == reason]
 
 
 class FakeKubelet:

@@ -68,7 +68,7 @@ async def test_a_deleted_nodes_cidr_is_released() -> None:
         await h.client(Node).create(meta(Node(), "a"))
         await h.client(Node).create(meta(Node(), "b"))
         await settle()
-        assert h.controller.cidrs.used() == 2
+        assert h.controller().cidrs.used() == 2
         await h.client(Node).create(meta(Node(), "c"))
         await settle()
         assert not cidrs(h)["c"] and h.events("CIDRNotAvailable")  # the range is full

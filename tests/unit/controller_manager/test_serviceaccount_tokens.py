@@ -97,7 +97,7 @@ async def test_every_account_gets_one_referenced_token_that_verifies(tmp_path: P
         assert secret.data["namespace"] == b"ns" and secret.data["ca.crt"] == ca.read_bytes()
         stored = h.get(SA, "ns", "builder")
         assert stored is not None and [r.name for r in stored.secrets] == [secret.metadata.name]
-        signer = h.controller.signer
+        signer = h.controller().signer
         claims = decode(secret.data["token"].decode(), signer)
         assert claims["sub"] == "system:serviceaccount:ns:builder"
         assert claims["kubernetes.io/serviceaccount/secret.name"] == secret.metadata.name
@@ -112,7 +112,7 @@ async def test_a_hand_made_token_secret_is_filled_in() -> None:
         await h.create(manual)
         filled = h.get(Secret, "ns", "ci-long-lived")
         assert filled is not None and filled.metadata.annotations[UID_ANNOTATION] == sa.metadata.uid
-        claims = decode(filled.data["token"].decode(), h.controller.signer)
+        claims = decode(filled.data["token"].decode(), h.controller().signer)
         assert claims["kubernetes.io/serviceaccount/secret.name"] == "ci-long-lived"
 
 
