@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.debs
 
 proto/.generated: $(PROTOS) $(VENV)/.installed
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. $(PROTOS)
-	$(BIN)/python -m grpc_tools.protoc -I. --grpc_python_out=. proto/api.proto
+	$(BIN)/python -m grpc_tools.protoc -I. --grpc_python_out=. proto/api.proto proto/cri.proto
 	@touch $@
 
 up: setup
