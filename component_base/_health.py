@@ -31,19 +31,25 @@ class HealthServer:
         self.port = 0
 
     async def start(self, address: str) -> HealthServer:
-        """Serve on HOST:PORT (PORT 0 picks a free one); empty disables."""
+        """Serve on HOST:PORT (PORT 0 picks a free one) or on unix:///path
+        (reachable from any network namespace: the lab asks components in
+        node namespaces this way); empty disables."""
         if not address:
             return self
-        host, port = split_host_port(address, "--health-bind-address")
+        if address.startswith("unix:"):
+            target = address
+        else:
+            host, port = split_host_port(address, "--health-bind-address")
+            target = f"{host}:{port}"
         server = grpc.aio.server()
         health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
         reflection.enable_server_reflection(
             [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
-        self.port = server.add_insecure_port(f"{host}:{port}")
+        self.port = server.add_insecure_port(target)
         await server.start()
         self._server = server
         await self.set("", NOT_SERVING)
-        log.info("serving gRPC health on %s:%d", host, self.port)
+        log.info("serving gRPC health on %s", target if target.startswith("unix:") else f"{host}:{self.port}")
         return self
 
     async def set(self, service: str, status: int) -> None:

@@ -64,9 +64,17 @@ def start_component(module: str, apiserver: APIServerProcess, workdir: Path, *ex
 
 @pytest.fixture(scope="session")
 def apiserver(etcd: Etcd, workdir: Path) -> Iterator[APIServerProcess]:
-    proc = start_apiserver(etcd, workdir, "--watch-bookmark-interval", "1", name="apiserver")
+    proc = start_apiserver(etcd, workdir, "--watch-bookmark-interval", "1",
+                           "--unix-socket", str(workdir / "apiserver.sock"), name="apiserver")
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def apiserver_socket(apiserver: APIServerProcess, workdir: Path) -> str:
+    """The session apiserver's unix socket as a --server value: reachable
+    from processes in any network namespace (a socket is a file)."""
+    return f"unix://{workdir / 'apiserver.sock'}"
 
 
 @pytest.fixture
