@@ -58,8 +58,8 @@ class Topology:
     machines: list[Machine] = field(init=False)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.nodes <= 200:
-            raise TopologyError(f"nodes: must be between 1 and 200, not {self.nodes}")
+        if not 0 <= self.nodes <= 200:
+            raise TopologyError(f"nodes: must be between 0 and 200, not {self.nodes}")
         net = ipaddress.ip_network(self.subnet)
         if net.num_addresses < FIRST_NODE_HOST + self.nodes + 1:
             raise TopologyError(f"subnet {self.subnet} is too small for {self.nodes} nodes")

@@ -1,14 +1,21 @@
-"""The local lab: the control plane as background processes on this host.
+"""The local lab: a cluster of network namespaces on this host.
 
-`kubelab up` starts etcd, the apiserver, the controller-manager and the
-scheduler detached from the terminal, with
-their data, logs, pid files and socket under one state directory
-(/var/lib/kubelab as root, ~/.kubelab/lab otherwise), and points the CLI's
-config at them. `kubelab status` reads that directory back; `kubelab down`
-stops what it started and removes the directory. An `up` after a crash
-finds the dead processes in the recorded state, clears the leftovers and
-starts afresh. The multi-node lab (node namespaces, kubelets, proxies) grows
-from here.
+`kubelab up` builds the lab's network (deploy/_topology.py: a switch
+namespace, a control-plane namespace and one namespace per node) and starts
+the control plane inside `<prefix>-cp`: etcd, the apiserver, the
+controller-manager, the scheduler and the pod network agent. So every
+packet the lab sends stays inside namespaces it made and the host's own
+interfaces and netfilter rules are never touched. The host's CLI reaches
+the apiserver through its unix socket in the state directory (a socket is a
+file: no route is needed), and every component answers the gRPC health
+service on a unix socket there too, which is how `up` knows it is ready.
+
+State (data, logs, pid records, sockets) lives under one directory
+(/var/lib/kubelab as root, ~/.kubelab/lab otherwise); `kubelab status`
+reads it back; `kubelab down` stops every process, removes the namespaces
+(which removes every link, route and rule in them) and the directory. An
+`up` after a crash finds the recorded processes dead, stops what is left,
+destroys the namespaces and starts afresh.
 
 Every process is recorded with its command line, and a pid is only ever
 signalled while /proc still shows that command line, so a pid reused by an
@@ -17,19 +24,24 @@ unrelated process is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from client import default_config_path, write_config
 
-from .local import APIServerProcess, ComponentProcess, EtcdProcess
+from ._topology import Topology, TopologyError
+from .local import apiserver_ready, etcd_binary, health_serving
+
+DEFAULT_PREFIX = "kl"
 
 
 def default_state_dir() -> Path:
@@ -43,9 +55,10 @@ def default_state_dir() -> Path:
 class Component:
     name: str
     pid: int
-    argv: list[str]
+    argv: list[str]       # the command line /proc shows for it
     endpoint: str
     log: str
+    namespace: str = ""   # the network namespace it runs in
 
 
 @dataclass
@@ -54,6 +67,8 @@ class LabState:
     server: str
     components: list[Component] = field(default_factory=list)
     started: float = 0.0
+    prefix: str = DEFAULT_PREFIX
+    nodes: int = 0
 
     @classmethod
     def load(cls, state_dir: Path) -> LabState | None:
@@ -61,7 +76,8 @@ class LabState:
         if not path.exists():
             return None
         raw = json.loads(path.read_text())
-        return cls(raw["state_dir"], raw["server"], [Component(**c) for c in raw["components"]], raw["started"])
+        return cls(raw["state_dir"], raw["server"], [Component(**c) for c in raw["components"]], raw["started"],
+                   raw.get("prefix", DEFAULT_PREFIX), raw.get("nodes", 0))
 
     def save(self) -> None:
         (Path(self.state_dir) / "lab.json").write_text(json.dumps(asdict(self), indent=2))
@@ -70,22 +86,11 @@ class LabState:
 def alive(component: Component) -> bool:
     """Whether the recorded process still runs, and is still ours."""
     try:
-        cmdline = Path(f"/proc/{component.pid}/cmdline").read_bytes().split(b"\0")
+        raw = Path(f"/proc/{component.pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return [c.decode() for c in cmdline if c] == component.argv
-
-
-def port_free(port: int) -> bool:
-    """Whether a server could listen on the port now (connections of a
-    previous run lingering in TIME_WAIT do not count, as for any server)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    # NUL-terminated arguments; an empty argument ("--metrics-bind-address", "") is an empty field.
+    return [c.decode() for c in raw.split(b"\0")[:-1]] == component.argv
 
 
 class LabError(RuntimeError):
@@ -95,7 +100,69 @@ class LabError(RuntimeError):
 Progress = Callable[[str, str], None]  # (component, message)
 
 
-def up(state_dir: Path, *, api_port: int = 6443, etcd_port: int = 2379, progress: Progress | None = None,
+class Launcher:
+    """Starts the lab's processes in their namespaces and records them."""
+
+    def __init__(self, state: LabState, say: Progress) -> None:
+        self.state = state
+        self.say = say
+        self.dir = Path(state.state_dir)
+        self.logs = self.dir / "logs"
+        self.sockets = self.dir / "run"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.sockets.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, namespace: str, argv: Sequence[str], endpoint: str) -> Component:
+        """Run `argv` inside `namespace`, detached from the terminal. `ip
+        netns exec` enters the namespace and then becomes the command, so the
+        recorded pid and command line are the component's own."""
+        log = self.logs / f"{name}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(["ip", "netns", "exec", namespace, *argv], stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        component = Component(name, proc.pid, list(argv), endpoint, str(log), namespace)
+        deadline = time.monotonic() + 10
+        while not alive(component) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # until `ip netns exec` has become the command
+        self.state.components.append(component)
+        self.state.save()
+        return component
+
+    def health(self, name: str) -> str:
+        return f"unix://{self.sockets / f'{name}.health.sock'}"
+
+    def wait(self, component: Component, ready: Callable[[], bool], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            ok = False
+            with contextlib.suppress(Exception):  # not answering yet
+                ok = ready()
+            if ok:
+                return
+            if not alive(component):
+                tail = Path(component.log).read_text(errors="replace").splitlines()[-15:]
+                raise LabError(f"{component.name} exited while starting; its log ({component.log}) ends:\n"
+                               + "\n".join(tail))
+            if time.monotonic() > deadline:
+                raise LabError(f"{component.name} was not ready after {timeout:.0f}s; see {component.log}")
+            time.sleep(0.2)
+
+    def component(self, name: str, module: str, namespace: str, server: str, *extra: str,
+                  timeout: float = 60.0) -> Component:
+        """A component that talks to the apiserver and answers health on a
+        unix socket."""
+        health = self.health(name)
+        self.say(name, "starting")
+        argv = [sys.executable, "-m", module, "--server", server, "--health-bind-address", health,
+                "--metrics-bind-address", "", *extra]
+        component = self.start(name, namespace, argv, health)
+        self.wait(component, lambda: health_serving(health), timeout)
+        self.say(name, "ready")
+        return component
+
+
+def up(state_dir: Path, *, api_port: int = 6443, etcd_port: int = 2379, nodes: int = 0,
+       prefix: str = DEFAULT_PREFIX, progress: Progress | None = None,
        config_path: Path | None = None) -> LabState:
     say = progress or (lambda _c, _m: None)
     existing = LabState.load(state_dir)
@@ -104,52 +171,67 @@ def up(state_dir: Path, *, api_port: int = 6443, etcd_port: int = 2379, progress
             say("lab", f"already running (state in {state_dir})")
             return existing
         say("lab", "cleaning up after a previous run that did not shut down")
-        _stop_all(existing, say)
-        shutil.rmtree(state_dir, ignore_errors=True)
-    for port, flag in ((api_port, "--port"), (etcd_port, "--etcd-port")):
-        if not port_free(port):
-            raise LabError(f"port {port} on 127.0.0.1 is in use; choose another with {flag}")
-    state_dir.mkdir(parents=True, exist_ok=True)
-    logs = state_dir / "logs"
-    state = LabState(str(state_dir), f"127.0.0.1:{api_port}", started=time.time())
+        _teardown(existing, say)
     try:
-        say("etcd", "starting")
-        etcd = EtcdProcess(state_dir / "etcd", client_port=etcd_port, peer_port=_free_near(etcd_port + 1),
-                           log=logs / "etcd.log", detach=True)
-        state.components.append(Component("etcd", etcd.pid, etcd.argv, etcd.url, str(etcd.log)))
-        state.save()
-        etcd.wait_ready()
-        say("etcd", f"ready at {etcd.url}")
-        say("apiserver", "starting")
-        apiserver = APIServerProcess(etcd.url, port=api_port, unix_socket=state_dir / "apiserver.sock",
-                                     log=logs / "apiserver.log", detach=True,
-                                     extra=["--etcd-compaction-interval", "300"])
-        state.components.append(Component("apiserver", apiserver.pid, apiserver.argv, apiserver.target,
-                                          str(apiserver.log)))
-        state.save()
-        apiserver.wait_ready()
-        say("apiserver", f"ready at {apiserver.target}")
-        for module, name in (("controller_manager", "controller-manager"), ("scheduler", "scheduler")):
-            say(name, "starting")
-            component = ComponentProcess(module, apiserver.target, log=logs / f"{name}.log", detach=True)
-            health = f"127.0.0.1:{component.health_port}"
-            state.components.append(Component(name, component.pid, component.argv, health, str(component.log)))
-            state.save()
-            component.wait_ready()
-            say(name, f"ready (health {health}, metrics 127.0.0.1:{component.metrics_port})")
+        topology = Topology(prefix=prefix, nodes=nodes)
+    except TopologyError as err:
+        raise LabError(str(err)) from None
+    leftovers = topology.namespaces()
+    if leftovers:
+        say("lab", f"removing namespaces a previous run left: {', '.join(leftovers)}")
+        topology.destroy()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = state_dir / "run" / "apiserver.sock"
+    state = LabState(str(state_dir), f"unix://{socket_path}", started=time.time(), prefix=prefix, nodes=nodes)
+    state.save()
+    launch = Launcher(state, say)
+    try:
+        say("network", f"creating {topology.control_plane} and {nodes} node namespace(s) on {topology.subnet}")
+        topology.create()
+        cp = topology.machine(topology.control_plane)
+        _control_plane(launch, topology, cp.name, cp.address, api_port, etcd_port, socket_path, say)
     except Exception:
-        _stop_all(state, say)
+        _teardown(state, say)
         raise
     path = write_config(state.server, config_path)
     say("config", f"wrote {path} (server {state.server})")
     return state
 
 
-def _free_near(port: int) -> int:
-    for candidate in range(port, port + 100):
-        if port_free(candidate):
-            return candidate
-    raise LabError(f"no free port near {port}")
+def _control_plane(launch: Launcher, topology: Topology, cp: str, address: str, api_port: int, etcd_port: int,
+                   socket_path: Path, say: Progress) -> None:
+    data = Path(launch.state.state_dir) / "etcd"
+    client_urls = f"http://127.0.0.1:{etcd_port},http://{address}:{etcd_port}"
+    peer = f"http://127.0.0.1:{etcd_port + 1}"
+    say("etcd", "starting")
+    etcd = launch.start("etcd", cp, [
+        etcd_binary(), "--name", "kubelab", "--data-dir", str(data), "--listen-client-urls", client_urls,
+        "--advertise-client-urls", f"http://{address}:{etcd_port}", "--listen-peer-urls", peer,
+        "--initial-advertise-peer-urls", peer, "--initial-cluster", f"kubelab={peer}",
+        "--quota-backend-bytes", str(8 * 1024 ** 3)], f"http://{address}:{etcd_port}")
+    launch.wait(etcd, lambda: _etcd_healthy(cp, etcd_port))
+    say("etcd", f"ready at http://{address}:{etcd_port} (in namespace {cp})")
+
+    say("apiserver", "starting")
+    apiserver = launch.start("apiserver", cp, [
+        sys.executable, "-m", "apiserver", "--etcd-servers", f"http://127.0.0.1:{etcd_port}",
+        "--bind-address", address, "--port", str(api_port), "--unix-socket", str(socket_path),
+        "--metrics-bind-address", "", "--etcd-compaction-interval", "300"], f"{address}:{api_port}")
+    launch.wait(apiserver, lambda: apiserver_ready(f"unix://{socket_path}"))
+    say("apiserver", f"ready at {address}:{api_port} and unix://{socket_path}")
+
+    server = f"unix://{socket_path}"
+    launch.component("controller-manager", "controller_manager", cp, server)
+    launch.component("scheduler", "scheduler", cp, server)
+    if topology.nodes:
+        launch.component("podnetwork", "podnetwork", cp, server, "--node-name", cp)
+
+
+def _etcd_healthy(namespace: str, port: int) -> bool:
+    out = subprocess.run(["ip", "netns", "exec", namespace, "etcdctl", "--endpoints", f"http://127.0.0.1:{port}",
+                          "--dial-timeout", "1s", "endpoint", "health"],
+                         capture_output=True, text=True, env={**os.environ, "ETCDCTL_API": "3"})
+    return out.returncode == 0
 
 
 def _stop_all(state: LabState, say: Progress) -> None:
@@ -165,14 +247,22 @@ def _stop_all(state: LabState, say: Progress) -> None:
         say(component.name, "stopped")
 
 
+def _teardown(state: LabState, say: Progress) -> None:
+    """Stop the processes, then remove the namespaces and the state."""
+    _stop_all(state, say)
+    removed = Topology(prefix=state.prefix, nodes=max(state.nodes, 0)).destroy()
+    if removed:
+        say("network", f"removed namespaces {', '.join(removed)}")
+    shutil.rmtree(state.state_dir, ignore_errors=True)
+
+
 def down(state_dir: Path, *, progress: Progress | None = None, config_path: Path | None = None) -> bool:
     """Stop the lab and remove everything it made; False if none was up."""
     say = progress or (lambda _c, _m: None)
     state = LabState.load(state_dir)
     if state is None:
         return False
-    _stop_all(state, say)
-    shutil.rmtree(state_dir, ignore_errors=True)
+    _teardown(state, say)
     config = config_path or default_config_path()
     if config.exists() and state.server in config.read_text():
         config.unlink()

@@ -15,8 +15,9 @@ from ._printers import format_table
 from ._session import CLIError, Settings, echo, global_options
 
 NEXT_STEPS = """
-The control plane is up: etcd, the apiserver (the Kubernetes API at {server}), the controller-manager
-and the scheduler. No node has joined yet, so pods are created but stay Pending.
+The control plane is up in network namespace {cp}: etcd, the apiserver (reached from here through
+{server}), the controller-manager and the scheduler. No node has joined yet, so pods are created but
+stay Pending.
 Try next:
   kubelab get all -n demo                              # the Deployment, its ReplicaSet and 3 Pending pods
   kubelab describe pod -n demo                         # Events: FailedScheduling: no nodes available
@@ -25,8 +26,8 @@ Try next:
   kubelab get pods -A -w                               # a live watch (Ctrl-C to stop)
   kubelab apply -f ../shared/manifests/k8s-examples/controllers/frontend.yaml
   kubelab api-resources
-  ETCDCTL_API=3 etcdctl --endpoints {etcd} get /registry/ --prefix --keys-only
-  kubelab status                                       # processes, logs, state directory
+  ip netns exec {cp} etcdctl get /registry/ --prefix --keys-only   # what the apiserver stored
+  kubelab status                                       # processes, namespaces, logs
   kubelab down                                         # stop it all and remove what it made
 """
 
@@ -41,15 +42,22 @@ def _progress(component: str, message: str) -> None:
 
 
 @click.command("up")
-@click.option("--port", default=6443, show_default=True, help="The apiserver's port on 127.0.0.1.")
-@click.option("--etcd-port", default=2379, show_default=True, help="etcd's client port on 127.0.0.1.")
+@click.option("--port", default=6443, show_default=True,
+              help="The apiserver's port on the control plane's lab address.")
+@click.option("--etcd-port", default=2379, show_default=True, help="etcd's client port in the control plane.")
+@click.option("--nodes", default=0, show_default=True, type=click.IntRange(0, 200),
+              help="Node namespaces on the lab network.")
+@click.option("--prefix", default="kl", show_default=True,
+              help="Name prefix of the lab's network namespaces (<prefix>-cp, <prefix>-node-1, ...).")
 @click.option("--state-dir", default=None, help="Where data, logs and pids go (default /var/lib/kubelab as root).")
 @click.option("--apply", "apply_path", default=None, type=click.Path(exists=True),
               help="Manifests to apply once the control plane is up (a file or a directory).")
 @global_options
 @click.pass_context
-def up(ctx: click.Context, port: int, etcd_port: int, state_dir: str | None, apply_path: str | None) -> None:
-    """Start the lab's control plane (etcd, apiserver, controller-manager, scheduler) on this host.
+def up(ctx: click.Context, port: int, etcd_port: int, nodes: int, prefix: str, state_dir: str | None,
+       apply_path: str | None) -> None:
+    """Start the lab on this host: network namespaces for the control plane
+    (etcd, apiserver, controller-manager, scheduler) and the nodes.
 
     \b
       kubelab up
@@ -61,16 +69,15 @@ def up(ctx: click.Context, port: int, etcd_port: int, state_dir: str | None, app
     settings = ctx.ensure_object(Settings)
     config = Path(settings.kubeconfig) if settings.kubeconfig else None
     try:
-        state = start(_state_dir(state_dir), api_port=port, etcd_port=etcd_port, progress=_progress,
-                      config_path=config)
+        state = start(_state_dir(state_dir), api_port=port, etcd_port=etcd_port, nodes=nodes, prefix=prefix,
+                      progress=_progress, config_path=config)
     except (LabError, FileNotFoundError, TimeoutError, RuntimeError) as err:
         raise CLIError(str(err)) from None
     settings.server = settings.server or state.server
     if apply_path:
         from ._apply import apply
         ctx.invoke(apply, filenames=(apply_path,), recursive=True, dry_run="none", output="")
-    etcd = next((c.endpoint for c in state.components if c.name == "etcd"), "")
-    echo(NEXT_STEPS.format(server=state.server, etcd=etcd), nl=False)
+    echo(NEXT_STEPS.format(server=state.server, cp=f"{state.prefix}-cp"), nl=False)
 
 
 @click.command("down")
@@ -97,7 +104,7 @@ def status(state_dir: str | None) -> None:
     state = read(_state_dir(state_dir))
     if state is None:
         raise CLIError("no lab is running here: start one with `kubelab up`")
-    rows = [[c.name, "Running" if alive(c) else "Stopped", str(c.pid), c.endpoint, c.log]
+    rows = [[c.name, c.namespace, "Running" if alive(c) else "Stopped", str(c.pid), c.endpoint, c.log]
             for c in state.components]
-    echo(format_table(["COMPONENT", "STATUS", "PID", "ENDPOINT", "LOG"], rows), nl=False)
+    echo(format_table(["COMPONENT", "NAMESPACE", "STATUS", "PID", "ENDPOINT", "LOG"], rows), nl=False)
     echo(f"\nstate directory: {state.state_dir}")

@@ -9,10 +9,12 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pyroute2 import netns
 
 from deploy.local import free_port
 
@@ -22,7 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[tuple[dict[str, str], list[str]]]:
     env = {**os.environ, "KUBELAB_STATE_DIR": str(tmp_path / "state"), "KUBELAB_CONFIG": str(tmp_path / "config")}
-    ports = ["--port", str(free_port()), "--etcd-port", str(free_port())]
+    # A prefix of its own, so a lab the developer runs is never touched.
+    ports = ["--port", str(free_port()), "--etcd-port", str(free_port()), "--prefix", f"kl-t{uuid.uuid4().hex[:5]}"]
     yield env, ports
     subprocess.run([sys.executable, "-m", "kubelab", "down"], env=env, capture_output=True, timeout=60)
 
@@ -64,6 +67,8 @@ def test_up_status_and_down(lab: tuple[dict[str, str], list[str]]) -> None:
     status = kubelab(env, "status").stdout
     for component in ("etcd", "apiserver", "controller-manager", "scheduler"):
         assert component in status
+    prefix = ports[ports.index("--prefix") + 1]
+    assert {f"{prefix}-cp", f"{prefix}-lab"} <= set(netns.listnetns())  # the control plane's namespace
     assert status.count("Running") == 4
     # The controllers make the Deployment's pods; with no node, the
     # scheduler leaves them Pending and says why.
@@ -78,6 +83,8 @@ def test_up_status_and_down(lab: tuple[dict[str, str], list[str]]) -> None:
     time.sleep(0.2)
     assert not any(running(p) for p in before)
     assert not Path(env["KUBELAB_STATE_DIR"]).exists() and not Path(env["KUBELAB_CONFIG"]).exists()
+    prefix = ports[ports.index("--prefix") + 1]
+    assert not [n for n in netns.listnetns() if n.startswith(prefix + "-")]
     assert kubelab(env, "status", check=False).returncode == 1
 
 

@@ -60,7 +60,7 @@ def test_destroy_removes_a_crashed_runs_namespaces(topology: Topology) -> None:
 
 
 def test_bad_sizes_are_refused() -> None:
-    with pytest.raises(TopologyError, match="nodes: must be between 1 and 200"):
-        Topology(nodes=0)
+    with pytest.raises(TopologyError, match="nodes: must be between 0 and 200"):
+        Topology(nodes=-1)
     with pytest.raises(TopologyError, match="too small"):
         Topology(nodes=10, subnet="10.200.0.0/29")
