@@ -223,8 +223,49 @@ def _control_plane(launch: Launcher, topology: Topology, cp: str, address: str, 
     server = f"unix://{socket_path}"
     launch.component("controller-manager", "controller_manager", cp, server)
     launch.component("scheduler", "scheduler", cp, server)
+    launch.component("clusterdns", "clusterdns", cp, server, "--bind-address", address, "--port", "53")
+    kube_dns(server, address)
+    say("clusterdns", f"serving at {address}:53 behind Service kube-system/kube-dns ({KUBE_DNS_IP})")
     if topology.nodes:
         launch.component("podnetwork", "podnetwork", cp, server, "--node-name", cp)
+
+
+KUBE_DNS_IP = "10.96.0.10"
+
+
+def kube_dns(server: str, address: str) -> None:
+    """The `kube-dns` Service at 10.96.0.10 in kube-system, as kubeadm's
+    DNS addon makes it, in front of the DNS process on the control plane:
+    a Service without a selector, so its EndpointSlice is made here, by
+    hand (the EndpointSlice controller leaves such Services alone)."""
+    from api import StatusError, from_dict
+    from client import ClientConfig, SyncClientset
+    from proto import core_pb2, discovery_pb2
+
+    ports = [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")]
+    labels = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}
+    service = from_dict(core_pb2.Service, {
+        "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
+        "spec": {"clusterIP": KUBE_DNS_IP,
+                 "ports": [{"name": n, "port": p, "targetPort": p, "protocol": proto} for n, p, proto in ports]}})
+    slice_ = from_dict(discovery_pb2.EndpointSlice, {
+        "metadata": {"name": "kube-dns-control-plane", "namespace": "kube-system",
+                     "labels": {"kubernetes.io/service-name": "kube-dns",
+                                "endpointslice.kubernetes.io/managed-by": "kubelab-lab"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True, "serving": True}}],
+        "ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in ports]})
+    cs = SyncClientset(ClientConfig(server=server))
+    try:
+        for obj in (service, slice_):
+            client = cs.resource(type(obj), "kube-system")
+            try:
+                client.create(obj)
+            except StatusError as err:
+                if err.reason != "AlreadyExists":  # kept from an earlier run of the same etcd: fine
+                    raise
+    finally:
+        cs.close()
 
 
 def _etcd_healthy(namespace: str, port: int) -> bool:

@@ -16,7 +16,7 @@ from ._session import CLIError, Settings, echo, global_options
 
 NEXT_STEPS = """
 The control plane is up in network namespace {cp}: etcd, the apiserver (reached from here through
-{server}), the controller-manager and the scheduler. No node has joined yet, so pods are created but
+{server}), the controller-manager, the scheduler and cluster DNS. No node has joined yet, so pods are created but
 stay Pending.
 Try next:
   kubelab get all -n demo                              # the Deployment, its ReplicaSet and 3 Pending pods

@@ -65,11 +65,17 @@ def test_up_status_and_down(lab: tuple[dict[str, str], list[str]]) -> None:
     assert "deployment.apps/nginx-deployment created" in started.stdout and "Try next:" in started.stdout
     assert "nginx-deployment" in kubelab(env, "get", "deploy", "-n", "demo").stdout
     status = kubelab(env, "status").stdout
-    for component in ("etcd", "apiserver", "controller-manager", "scheduler"):
+    for component in ("etcd", "apiserver", "controller-manager", "scheduler", "clusterdns"):
         assert component in status
     prefix = ports[ports.index("--prefix") + 1]
     assert {f"{prefix}-cp", f"{prefix}-lab"} <= set(netns.listnetns())  # the control plane's namespace
-    assert status.count("Running") == 4
+    # Cluster DNS answers inside the lab, behind the kube-dns Service.
+    assert "10.96.0.10" in kubelab(env, "get", "svc", "kube-dns", "-n", "kube-system").stdout
+    lookup = subprocess.run(["ip", "netns", "exec", f"{prefix}-cp", "busybox", "nslookup",
+                             "kube-dns.kube-system.svc.cluster.local", "10.200.0.2"],
+                            capture_output=True, text=True, timeout=30)
+    assert "10.96.0.10" in lookup.stdout, lookup.stdout + lookup.stderr
+    assert status.count("Running") == 5
     # The controllers make the Deployment's pods; with no node, the
     # scheduler leaves them Pending and says why.
     wait_for(lambda: "no nodes available to schedule pods" in kubelab(env, "describe", "pods", "-n", "demo").stdout,
