@@ -113,17 +113,20 @@ class Launcher:
         self.sockets.mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, namespace: str, argv: Sequence[str], endpoint: str) -> Component:
-        """Run `argv` inside `namespace`, detached from the terminal. `ip
-        netns exec` enters the namespace and then becomes the command, so the
-        recorded pid and command line are the component's own."""
+        """Run `argv` inside `namespace`, detached from the terminal.
+        `nsenter --net` enters only the network namespace (`ip netns exec`
+        would also give the process a mount namespace of its own, hiding the
+        mounts a node's shim and kubelet make from their next run) and then
+        becomes the command, so the recorded pid and command line are the
+        component's own."""
         log = self.logs / f"{name}.log"
         with open(log, "ab") as out:
-            proc = subprocess.Popen(["ip", "netns", "exec", namespace, *argv], stdout=out,
+            proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{namespace}", "--", *argv], stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         component = Component(name, proc.pid, list(argv), endpoint, str(log), namespace)
         deadline = time.monotonic() + 10
         while not alive(component) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # until `ip netns exec` has become the command
+            time.sleep(0.01)  # until nsenter has become the command
         self.state.components.append(component)
         self.state.save()
         return component

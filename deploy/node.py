@@ -80,12 +80,13 @@ def node_components(cfg: NodeConfig) -> list[ChildSpec]:
                           cfg.health("kubelet"), ready_timeout=300.0)]
     shim_socket = f"unix://{cfg.socket('crishim')}"
     specs = [
+        # The shim serves gRPC health on its CRI socket.
         ChildSpec("crishim", [python, "-m", "crishim", "--listen", shim_socket, "--node-name", cfg.name,
                               "--root", str(cfg.state_dir / "crishim"),
+                              "--state-dir", f"/run/kubelab-node/{cfg.name}/crishim",
                               *(["--registry-config-path", cfg.registry_config_path]
                                 if cfg.registry_config_path else []),
-                              "--health-bind-address", cfg.health("crishim"), "--metrics-bind-address", "",
-                              *cfg.extra.get("crishim", [])], cfg.health("crishim")),
+                              "--metrics-bind-address", "", *cfg.extra.get("crishim", [])], shim_socket),
         ChildSpec("kubelet", [python, "-m", "kubelet", *common, "--node-name", cfg.name,
                               "--container-runtime-endpoint", shim_socket,
                               "--root-dir", str(cfg.state_dir / "kubelet"),
