@@ -53,6 +53,7 @@ from ._errors import (
     unauthorized,
 )
 from ._fields import FieldRequirement, FieldSelector, FieldSelectorError, parse_field_selector
+from ._imageref import ImageReference, InvalidReference, is_image_id, parse_image_reference
 from ._intstr import int_or_string, scaled_value, value_of
 from ._labels import (
     Requirement,
@@ -99,6 +100,8 @@ __all__ = [
     "FieldSelector",
     "FieldSelectorError",
     "Format",
+    "ImageReference",
+    "InvalidReference",
     "Kind",
     "Quantity",
     "QuantityError",
@@ -132,6 +135,7 @@ __all__ = [
     "is_dns1123_label",
     "is_dns1123_subdomain",
     "is_env_var_name",
+    "is_image_id",
     "is_label_value",
     "is_port_name",
     "is_port_number",
@@ -146,6 +150,7 @@ __all__ = [
     "not_found_field",
     "not_supported",
     "parse_field_selector",
+    "parse_image_reference",
     "parse_quantity",
     "parse_selector",
     "parse_time",

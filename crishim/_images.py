@@ -103,7 +103,7 @@ class ImageStore:
             return self._images.get(name if name.startswith("sha256:") else f"sha256:{name}")
         ref = parse(name)
         for image in self._images.values():
-            if (ref.digest and str(ref) in image.repo_digests) or (not ref.digest and ref.tagged in image.repo_tags):
+            if (ref.digest and ref.pinned in image.repo_digests) or (not ref.digest and ref.tagged in image.repo_tags):
                 return image
         return None
 

@@ -9,7 +9,7 @@ writes containerd-style hosts.toml files that point those public registries
 at it. A second `up` with nothing changed rebuilds nothing and pushes
 nothing. A user with a real registry changes only the hosts.toml files.
 
-Modules: _reference (image names, normalised), _names (the public name ->
+Image names are normalised by api.parse_image_reference. Modules: _names (the public name ->
 local image table and the manifest scan), _rootfs and _layout (building OCI
 layouts), _recipes (what is in each image), _scripts (the programs inside),
 _registry (the registry process and push), _mirrors (hosts.toml).
@@ -19,12 +19,11 @@ from ._layout import Layout
 from ._mirrors import hosts_toml, write_mirrors
 from ._names import ALWAYS_PUSHED, REPOSITORIES, PushPlan, plan_pushes, scan_manifests
 from ._recipes import RECIPES, BuildResult, build
-from ._reference import ImageReference, InvalidReference, parse_reference
 from ._registry import LocalRegistry, RegistryError, manifest_digest, push
 from ._rootfs import BuildError
 
 __all__ = [
-    "ALWAYS_PUSHED", "RECIPES", "REPOSITORIES", "BuildError", "BuildResult", "ImageReference", "InvalidReference",
+    "ALWAYS_PUSHED", "RECIPES", "REPOSITORIES", "BuildError", "BuildResult",
     "Layout", "LocalRegistry", "PushPlan", "RegistryError", "build", "hosts_toml", "manifest_digest",
-    "parse_reference", "plan_pushes", "push", "scan_manifests", "write_mirrors",
+    "plan_pushes", "push", "scan_manifests", "write_mirrors",
 ]

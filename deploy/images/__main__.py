@@ -18,10 +18,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from api import InvalidReference
+
 from ._mirrors import InvalidMirror, write_mirrors
 from ._names import PushPlan, plan_pushes, scan_manifests
 from ._recipes import BuildResult, build
-from ._reference import InvalidReference
 from ._registry import LocalRegistry, RegistryError, push
 from ._rootfs import BuildError
 

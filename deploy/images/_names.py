@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from ._reference import ImageReference, InvalidReference, parse_reference
+from api import ImageReference, InvalidReference, parse_image_reference
 
 # public repository -> the local image (a ref in the OCI layout) that stands in for it
 REPOSITORIES: dict[str, str] = {
@@ -114,7 +114,7 @@ def plan_pushes(uses: Iterable[ImageUse], always: Iterable[str] = ALWAYS_PUSHED)
     all_uses = [ImageUse(text, "kubelab default") for text in always] + list(uses)
     for use in all_uses:
         try:
-            ref = parse_reference(use.text)
+            ref = parse_image_reference(use.text)
         except InvalidReference as err:
             plan.unmapped.append((use, str(err)))
             continue

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from deploy.images import ALWAYS_PUSHED, RECIPES, REPOSITORIES, parse_reference, plan_pushes, scan_manifests
+from api import parse_image_reference
+from deploy.images import ALWAYS_PUSHED, RECIPES, REPOSITORIES, plan_pushes, scan_manifests
 from deploy.images._names import ImageUse
 
 
 def test_every_table_entry_is_normalised_and_names_a_built_image() -> None:
     built = {r.name for r in RECIPES}
     for repository, image in REPOSITORIES.items():
-        assert parse_reference(repository).repository == repository
+        assert parse_image_reference(repository).repository == repository
         assert image in built, f"{repository} -> {image}: no recipe builds {image}"
 
 

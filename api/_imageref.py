@@ -9,7 +9,9 @@ image under its path without the host (`library/busybox:1.28`,
 `pause:3.10`), which is where a containerd-style mirror asks for it.
 
 Parsing never guesses: a reference that breaks the grammar is refused with
-an error that names the reference and the rule it breaks.
+an error that names the reference and the rule it breaks. One parser serves
+the apiserver's defaulting, the kubelet, the CRI shim and the image builder,
+so they all agree on what a name means.
 """
 
 from __future__ import annotations
@@ -57,6 +59,16 @@ class ImageReference:
             tail += f"@{self.digest}"
         return self.repository + tail
 
+    @property
+    def tagged(self) -> str:
+        """The repo tag it names (`docker.io/library/busybox:1.28`); "" when only a digest pins it."""
+        return f"{self.repository}:{self.tag}" if self.tag else ""
+
+    @property
+    def pinned(self) -> str:
+        """The repo digest it names (`docker.io/library/busybox@sha256:...`); "" without a digest."""
+        return f"{self.repository}@{self.digest}" if self.digest else ""
+
     def familiar(self) -> str:
         """The short form people write (`busybox:1.28`, `registry.k8s.io/pause:3.10`)."""
         name = self.repository
@@ -65,14 +77,14 @@ class ImageReference:
         return f"{name}:{self.tag}" + (f"@{self.digest}" if self.digest else "")
 
     def with_tag(self, tag: str) -> ImageReference:
-        return parse_reference(f"{self.repository}:{tag}")
+        return parse_image_reference(f"{self.repository}:{tag}")
 
 
 def _looks_like_domain(component: str) -> bool:
     return "." in component or ":" in component or component == "localhost" or component != component.lower()
 
 
-def parse_reference(text: str) -> ImageReference:
+def parse_image_reference(text: str) -> ImageReference:
     """Normalise `text` like the runtime does; raise InvalidReference naming the rule it breaks."""
     if not isinstance(text, str) or not text:
         raise InvalidReference(f"image reference {text!r}: must be a non-empty string")
@@ -108,3 +120,11 @@ def parse_reference(text: str) -> ImageReference:
     if len(domain) + 1 + len(path) > 255:
         raise InvalidReference(f"image reference {text!r}: repository name must be at most 255 characters")
     return ImageReference(domain, path, tag or (DEFAULT_TAG if not digest else ""), digest)
+
+
+_IMAGE_ID = re.compile(r"^(?:sha256:)?[a-f0-9]{64}$")
+
+
+def is_image_id(text: str) -> bool:
+    """Whether `text` is an image ID (the config's digest, with or without `sha256:`), not a name."""
+    return bool(_IMAGE_ID.match(text))

@@ -1,11 +1,11 @@
-"""Image reference normalisation (deploy/images/_reference.py): the names
+"""Image reference normalisation (api/_imageref.py): the names
 pods use become the repository, tag and mirror path the runtime asks for."""
 
 from __future__ import annotations
 
 import pytest
 
-from deploy.images import InvalidReference, parse_reference
+from api import InvalidReference, is_image_id, parse_image_reference
 
 
 @pytest.mark.parametrize(("text", "repository", "tag", "mirror_path"), [
@@ -24,14 +24,14 @@ from deploy.images import InvalidReference, parse_reference
     ("127.0.0.1:5000/library/busybox:1.28", "127.0.0.1:5000/library/busybox", "1.28", "library/busybox"),
 ])
 def test_normalisation(text: str, repository: str, tag: str, mirror_path: str) -> None:
-    ref = parse_reference(text)
+    ref = parse_image_reference(text)
     assert (ref.repository, ref.tag, ref.mirror_path) == (repository, tag, mirror_path)
 
 
 def test_a_digest_is_kept_and_leaves_the_tag_empty_unless_given() -> None:
     digest = "sha256:" + "ab" * 32
-    assert parse_reference(f"busybox@{digest}").tag == ""
-    ref = parse_reference(f"busybox:1.28@{digest}")
+    assert parse_image_reference(f"busybox@{digest}").tag == ""
+    ref = parse_image_reference(f"busybox:1.28@{digest}")
     assert (ref.tag, ref.digest, str(ref)) == ("1.28", digest, f"docker.io/library/busybox:1.28@{digest}")
 
 
@@ -40,7 +40,7 @@ def test_a_digest_is_kept_and_leaves_the_tag_empty_unless_given() -> None:
     ("kubelab/testserver:1.0", "kubelab/testserver:1.0"), ("registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10"),
 ])
 def test_familiar_form(text: str, familiar: str) -> None:
-    assert parse_reference(text).familiar() == familiar
+    assert parse_image_reference(text).familiar() == familiar
 
 
 @pytest.mark.parametrize(("text", "rule"), [
@@ -55,5 +55,16 @@ def test_familiar_form(text: str, familiar: str) -> None:
 ])
 def test_bad_references_name_the_reference_and_the_rule(text: str, rule: str) -> None:
     with pytest.raises(InvalidReference) as err:
-        parse_reference(text)
+        parse_image_reference(text)
     assert f"image reference {text!r}" in str(err.value) and rule in str(err.value)
+
+
+def test_tagged_pinned_and_image_ids() -> None:
+    digest = "sha256:" + "a" * 64
+    ref = parse_image_reference(f"busybox:1.28@{digest}")
+    assert ref.tagged == "docker.io/library/busybox:1.28"
+    assert ref.pinned == f"docker.io/library/busybox@{digest}"
+    assert parse_image_reference(f"busybox@{digest}").tagged == ""
+    assert parse_image_reference("busybox").pinned == ""
+    assert is_image_id(digest) and is_image_id("a" * 64)
+    assert not is_image_id("busybox") and not is_image_id("sha256:abc")
