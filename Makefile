@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.debs
 
 proto/.generated: $(PROTOS) $(VENV)/.installed
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. $(PROTOS)
-	$(BIN)/python -m grpc_tools.protoc -I. --grpc_python_out=. proto/api.proto proto/cri.proto
+	$(BIN)/python -m grpc_tools.protoc -I. --grpc_python_out=. proto/api.proto proto/cri.proto proto/kubelet.proto
 	@touch $@
 
 up: setup
@@ -45,7 +45,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 typecheck: setup
-	$(BIN)/mypy api client component_base apiserver controller_manager scheduler podnetwork clusterdns crishim kubelab deploy bench
+	$(BIN)/mypy api client component_base apiserver controller_manager scheduler podnetwork clusterdns crishim kubelet kubelab deploy bench
 
 bench: setup
 	$(BIN)/python -m bench

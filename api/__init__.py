@@ -53,7 +53,7 @@ from ._errors import (
     unauthorized,
 )
 from ._fields import FieldRequirement, FieldSelector, FieldSelectorError, parse_field_selector
-from ._imageref import ImageReference, InvalidReference, is_image_id, parse_image_reference
+from ._imageref import ImageReference, InvalidReference, default_pull_policy, is_image_id, parse_image_reference
 from ._intstr import int_or_string, scaled_value, value_of
 from ._labels import (
     Requirement,
@@ -117,6 +117,7 @@ __all__ = [
     "canonical_quantity",
     "conflict",
     "decode_manifest",
+    "default_pull_policy",
     "dump_yaml",
     "dump_yaml_documents",
     "duplicate",

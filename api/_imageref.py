@@ -128,3 +128,15 @@ _IMAGE_ID = re.compile(r"^(?:sha256:)?[a-f0-9]{64}$")
 def is_image_id(text: str) -> bool:
     """Whether `text` is an image ID (the config's digest, with or without `sha256:`), not a name."""
     return bool(_IMAGE_ID.match(text))
+
+
+def default_pull_policy(image: str) -> str:
+    """Kubernetes' default imagePullPolicy: Always for `:latest` or no tag,
+    IfNotPresent for another tag or a digest. Textual, so it also answers
+    for a name validation will refuse."""
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return "Always"
+    return "Always" if last.rsplit(":", 1)[1] == DEFAULT_TAG else "IfNotPresent"

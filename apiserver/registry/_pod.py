@@ -16,6 +16,7 @@ from api import (
     FieldError,
     Quantity,
     QuantityError,
+    default_pull_policy,
     duplicate,
     forbidden_field,
     invalid,
@@ -46,14 +47,6 @@ DEFAULT_MODE = 0o644
 
 # ---------------------------------------------------------------- defaults
 
-def default_pull_policy(image: str) -> str:
-    """Always for `:latest` or no tag, IfNotPresent for a tag or digest."""
-    if "@" in image:
-        return "IfNotPresent"
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return "Always"
-    return "Always" if last.rsplit(":", 1)[1] == "latest" else "IfNotPresent"
 
 
 def _default_probe(probe: core_pb2.Probe) -> None:

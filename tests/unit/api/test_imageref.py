@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from api import InvalidReference, is_image_id, parse_image_reference
+from api import InvalidReference, default_pull_policy, is_image_id, parse_image_reference
 
 
 @pytest.mark.parametrize(("text", "repository", "tag", "mirror_path"), [
@@ -68,3 +68,12 @@ def test_tagged_pinned_and_image_ids() -> None:
     assert parse_image_reference("busybox").pinned == ""
     assert is_image_id(digest) and is_image_id("a" * 64)
     assert not is_image_id("busybox") and not is_image_id("sha256:abc")
+
+
+@pytest.mark.parametrize(("image", "policy"), [
+    ("busybox", "Always"), ("busybox:latest", "Always"), ("busybox:1.28", "IfNotPresent"),
+    ("localhost:5000/app", "Always"), ("localhost:5000/app:v1", "IfNotPresent"),
+    ("busybox@sha256:" + "a" * 64, "IfNotPresent"),
+])
+def test_default_pull_policy(image: str, policy: str) -> None:
+    assert default_pull_policy(image) == policy
