@@ -45,7 +45,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 typecheck: setup
-	$(BIN)/mypy api client component_base apiserver controller_manager scheduler podnetwork clusterdns crishim kubelet kubelab deploy bench
+	$(BIN)/mypy api client component_base apiserver controller_manager scheduler podnetwork clusterdns crishim kubelet proxy kubelab deploy bench
 
 bench: setup
 	$(BIN)/python -m bench

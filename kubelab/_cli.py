@@ -43,7 +43,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
                                             "or by resources and label selector"),
     "describe": ("kubelab._describe", "describe", "Show details of a specific resource or group of resources"),
     "edit": ("kubelab._edit", "edit", "Edit a resource on the server"),
+    "expose": ("kubelab._expose", "expose", "Take a replication controller, service, deployment or pod and "
+                                            "expose it as a new Kubernetes service"),
     "get": ("kubelab._get", "get", "Display one or many resources"),
+    "join": ("kubelab._join", "join", "Make this machine a node: start its shim, kubelet, proxy and pod network"),
     "label": ("kubelab._label", "label", "Update the labels on a resource"),
     "patch": ("kubelab._patch", "patch", "Update fields of a resource"),
     "rollout": ("kubelab._rollout", "rollout", "Manage the rollout of a resource"),
