@@ -13,7 +13,11 @@ netfilter rules are never touched:
   nodes (shim, kubelet, proxy). Each sees its end of the veth pair as
   `eth0` with an address on the lab subnet (10.200.0.0/24 by default: .2
   for the control plane, .11 upwards for the nodes), `lo` up and IPv4
-  forwarding on, because nodes route pod traffic.
+  forwarding on, because nodes route pod traffic. A node's default route
+  points at the control plane, as a machine's points at its router: a
+  packet to a Service's virtual IP needs some route before the proxy's
+  rules rewrite it, and the control plane forwards nothing out of the lab
+  (it has no default route itself).
 
 `create()` is idempotent and `destroy()` removes every namespace with the
 lab's prefix, including ones a crashed run left behind (deleting a
@@ -127,6 +131,9 @@ class Topology:
             if m.address not in have:
                 ns.addr("add", index=eth0, address=m.address, prefixlen=self.prefixlen)
             ns.link("set", index=eth0, state="up")
+            router = self.machines[0]
+            if m is not router and not [r for r in ns.get_default_routes(family=2)]:
+                ns.route("add", dst="0.0.0.0/0", gateway=router.address, oif=eth0)
         sysctl(m.name, "net.ipv4.ip_forward", "1")
 
     def destroy(self) -> list[str]:

@@ -69,6 +69,7 @@ class LabState:
     started: float = 0.0
     prefix: str = DEFAULT_PREFIX
     nodes: int = 0
+    proxy_mode: str = "iptables"
 
     @classmethod
     def load(cls, state_dir: Path) -> LabState | None:
@@ -77,7 +78,7 @@ class LabState:
             return None
         raw = json.loads(path.read_text())
         return cls(raw["state_dir"], raw["server"], [Component(**c) for c in raw["components"]], raw["started"],
-                   raw.get("prefix", DEFAULT_PREFIX), raw.get("nodes", 0))
+                   raw.get("prefix", DEFAULT_PREFIX), raw.get("nodes", 0), raw.get("proxy_mode", "iptables"))
 
     def save(self) -> None:
         (Path(self.state_dir) / "lab.json").write_text(json.dumps(asdict(self), indent=2))
@@ -165,7 +166,7 @@ class Launcher:
 
 
 def up(state_dir: Path, *, api_port: int = 6443, etcd_port: int = 2379, nodes: int = 0,
-       prefix: str = DEFAULT_PREFIX, progress: Progress | None = None,
+       prefix: str = DEFAULT_PREFIX, proxy_mode: str = "iptables", progress: Progress | None = None,
        config_path: Path | None = None) -> LabState:
     say = progress or (lambda _c, _m: None)
     existing = LabState.load(state_dir)
@@ -185,7 +186,8 @@ def up(state_dir: Path, *, api_port: int = 6443, etcd_port: int = 2379, nodes: i
         topology.destroy()
     state_dir.mkdir(parents=True, exist_ok=True)
     socket_path = state_dir / "run" / "apiserver.sock"
-    state = LabState(str(state_dir), f"unix://{socket_path}", started=time.time(), prefix=prefix, nodes=nodes)
+    state = LabState(str(state_dir), f"unix://{socket_path}", started=time.time(), prefix=prefix, nodes=nodes,
+                     proxy_mode=proxy_mode)
     state.save()
     launch = Launcher(state, say)
     try:
@@ -231,6 +233,83 @@ def _control_plane(launch: Launcher, topology: Topology, cp: str, address: str, 
     say("clusterdns", f"serving at {address}:53 behind Service kube-system/kube-dns ({KUBE_DNS_IP})")
     if topology.nodes:
         launch.component("podnetwork", "podnetwork", cp, server, "--node-name", cp)
+        certs = _images(launch, cp, address, say)
+        _nodes(launch, topology, f"{address}:{api_port}", server, certs, say)
+
+
+REGISTRY_PORT = 5000
+NODE_READY_TIMEOUT = 120.0
+
+
+def _images(launch: Launcher, cp: str, address: str, say: Progress) -> Path:
+    """Build the local images (cached), serve them from Debian's registry in
+    the control plane, push them under the public names, and write the
+    mirror config the nodes' shims read: the registry config directory."""
+    from deploy.images import LocalRegistry
+    from deploy.images.__main__ import cache_dir
+
+    cache = cache_dir()
+    say("images", "building from Debian packages (cached after the first time)")
+    _run([sys.executable, "-m", "deploy.images", "build", "--out", str(cache / "images")], "building images")
+    registry = LocalRegistry(cache / "registry", REGISTRY_PORT, address="0.0.0.0")
+    url = f"http://{address}:{REGISTRY_PORT}"
+    component = launch.start("registry", cp, registry.command(), url)
+    launch.wait(component, lambda: _run(["nsenter", f"--net=/run/netns/{cp}", "busybox", "wget", "-q", "-O",
+                                         "/dev/null", f"http://127.0.0.1:{REGISTRY_PORT}/v2/"], "", check=False))
+    _run(["nsenter", f"--net=/run/netns/{cp}", sys.executable, "-m", "deploy.images", "push", "--out",
+          str(cache / "images"), "--port", str(REGISTRY_PORT), "--data", str(cache / "registry")], "pushing images")
+    certs = Path(launch.state.state_dir) / "certs.d"
+    _run([sys.executable, "-m", "deploy.images", "mirrors", "--config-path", str(certs), "--registry", url],
+         "writing the mirror config")
+    say("registry", f"serving the lab's images at {url}")
+    return certs
+
+
+def _run(argv: Sequence[str], what: str, *, check: bool = True) -> bool:
+    out = subprocess.run(list(argv), capture_output=True, text=True)
+    if out.returncode != 0 and check:
+        raise LabError(f"{what} failed: {(out.stderr or out.stdout).strip()[-2000:]}")
+    return out.returncode == 0
+
+
+def _nodes(launch: Launcher, topology: Topology, api_address: str, server: str, certs: Path,
+           say: Progress) -> None:
+    """Every node namespace runs `kubelab join`, as a VM would; the lab waits
+    for each Node to report Ready."""
+    nodes = Path(launch.state.state_dir) / "nodes"
+    for machine in topology.machines[1:]:
+        say(machine.name, f"joining at {machine.address}")
+        launch.start(machine.name, machine.name, [
+            sys.executable, "-m", "kubelab", "join", "--server", api_address, "--name", machine.name,
+            "--node-ip", machine.address, "--state-dir", str(nodes / machine.name),
+            "--registry-config-path", str(certs), "--proxy-mode", launch.state.proxy_mode], machine.address)
+    deadline = time.monotonic() + NODE_READY_TIMEOUT
+    waiting = {m.name for m in topology.machines[1:]}
+    while waiting:
+        for name in sorted(waiting):
+            component = next(c for c in launch.state.components if c.name == name)
+            if not alive(component):
+                tail = Path(component.log).read_text(errors="replace").splitlines()[-15:]
+                raise LabError(f"node {name} stopped while joining; its log ({component.log}) ends:\n"
+                               + "\n".join(tail))
+        waiting -= _ready_nodes(server)
+        if waiting and time.monotonic() > deadline:
+            raise LabError(f"nodes not Ready after {NODE_READY_TIMEOUT:.0f}s: {', '.join(sorted(waiting))}; "
+                           f"see {nodes}/<node>/logs")
+        time.sleep(0.5)
+    say("nodes", f"{topology.nodes} Ready")
+
+
+def _ready_nodes(server: str) -> set[str]:
+    from client import ClientConfig, SyncClientset
+    from proto import core_pb2
+
+    cs = SyncClientset(ClientConfig(server=server))
+    try:
+        return {n.metadata.name for n in cs.resource(core_pb2.Node).list().items
+                if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)}
+    finally:
+        cs.close()
 
 
 KUBE_DNS_IP = "10.96.0.10"
@@ -292,8 +371,17 @@ def _stop_all(state: LabState, say: Progress) -> None:
 
 
 def _teardown(state: LabState, say: Progress) -> None:
-    """Stop the processes, then remove the namespaces and the state."""
+    """Stop the processes, clear what the nodes' runtimes left (containers,
+    pod namespaces, mounts, cgroups), then remove the namespaces and the
+    state directory."""
     _stop_all(state, say)
+    from .node import cleanup_node
+
+    nodes = Path(state.state_dir) / "nodes"
+    for node in sorted(nodes.iterdir()) if nodes.is_dir() else []:
+        removed = cleanup_node(node.name, node)
+        if removed:
+            say(node.name, "removed " + ", ".join(removed))
     removed = Topology(prefix=state.prefix, nodes=max(state.nodes, 0)).destroy()
     if removed:
         say("network", f"removed namespaces {', '.join(removed)}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,6 +91,7 @@ def node_components(cfg: NodeConfig) -> list[ChildSpec]:
         ChildSpec("kubelet", [python, "-m", "kubelet", *common, "--node-name", cfg.name,
                               "--container-runtime-endpoint", shim_socket,
                               "--root-dir", str(cfg.state_dir / "kubelet"),
+                              "--pod-logs-dir", str(cfg.state_dir / "pod-logs"),
                               *(["--node-ip", cfg.node_ip] if cfg.node_ip else []),
                               "--health-bind-address", cfg.health("kubelet"), "--metrics-bind-address", "",
                               *cfg.extra.get("kubelet", [])], cfg.health("kubelet")),
@@ -212,3 +214,83 @@ class Supervisor:
                 proc.kill()
                 proc.wait()
             self.say(child.spec.name, "stopped")
+
+
+def runc_root(name: str) -> Path:
+    return Path(f"/run/kubelab-node/{name}/crishim/runc")
+
+
+def cleanup_node(name: str, state_dir: Path) -> list[str]:
+    """Remove what a node's runtime made outside its processes, after they
+    stopped (`kubeadm reset`'s job): its containers (which outlive the shim
+    on purpose), the pods' network namespaces, every mount under its state
+    directory and its cgroups. What was removed, for the caller to report."""
+    done: list[str] = []
+    killed = kill_processes_naming(state_dir)
+    if killed:
+        done.append(f"{killed} leftover processes")
+    root = runc_root(name)
+    if root.exists():
+        ids = subprocess.run(["runc", "--root", str(root), "list", "-q"], capture_output=True, text=True).stdout.split()
+        for cid in ids:
+            subprocess.run(["runc", "--root", str(root), "kill", "--all", cid, "KILL"], capture_output=True)
+            subprocess.run(["runc", "--root", str(root), "delete", "-f", cid], capture_output=True)
+        if ids:
+            done.append(f"{len(ids)} containers")
+        shutil.rmtree(root.parent.parent, ignore_errors=True)
+    sandboxes = state_dir / "crishim" / "sandboxes"
+    pod_namespaces = [f"klpod-{d.name[:16]}" for d in sandboxes.iterdir()] if sandboxes.is_dir() else []
+    for netns in pod_namespaces:
+        if Path(f"/run/netns/{netns}").exists():
+            subprocess.run(["ip", "netns", "delete", netns], capture_output=True)
+    if pod_namespaces:
+        done.append(f"{len(pod_namespaces)} pod network namespaces")
+    unmounted = unmount_below(state_dir)
+    if unmounted:
+        done.append(f"{unmounted} mounts")
+    cgroups = 0
+    for controller in Path("/sys/fs/cgroup").iterdir():
+        top = controller / "kubelab" / name
+        if top.is_dir():
+            for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            with contextlib.suppress(OSError):
+                top.rmdir()
+                cgroups += 1
+            with contextlib.suppress(OSError):  # the shared parent, once no node uses it
+                top.parent.rmdir()
+    if cgroups:
+        done.append(f"cgroups in {cgroups} controllers")
+    return done
+
+
+def kill_processes_naming(path: Path) -> int:
+    """SIGKILL every process whose command line names `path` (a node's
+    components and container monitors all do): what is left of a node whose
+    supervisor was killed without stopping its children."""
+    needle = str(path.resolve()).encode()
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle in (proc / "cmdline").read_bytes():
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed += 1
+        except (OSError, ProcessLookupError):
+            continue
+    return killed
+
+
+def unmount_below(path: Path) -> int:
+    """Unmount everything mounted at or below `path`, deepest first; how many."""
+    base = str(path.resolve())
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point == base or point.startswith(base + "/"):
+            points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    return len(points)

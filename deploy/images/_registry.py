@@ -45,7 +45,7 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:{port}
+  addr: {address}:{port}
   headers:
     X-Content-Type-Options: [nosniff]
 health:
@@ -98,11 +98,13 @@ class RegistryStatus:
 
 
 class LocalRegistry:
-    def __init__(self, data_dir: Path, port: int = 5000, *, log_level: str = "warn") -> None:
+    def __init__(self, data_dir: Path, port: int = 5000, *, log_level: str = "warn",
+                 address: str = "127.0.0.1") -> None:
         if not 0 < port < 65536:
             raise RegistryError(f"registry port {port}: must be between 1 and 65535")
         self.data_dir = data_dir
         self.port = port
+        self.address = address  # where it listens; 0.0.0.0 inside the lab's control-plane namespace
         self.log_level = log_level
         self.record = data_dir / "registry.json"
         self.config = data_dir / "config.yml"
@@ -152,15 +154,21 @@ class LocalRegistry:
         self.record.unlink(missing_ok=True)
         if not _port_free(self.port):
             raise RegistryError(f"port 127.0.0.1:{self.port} is in use by another program: choose --port")
-        storage = self.data_dir / "storage"
-        storage.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(CONFIG.format(level=self.log_level, storage=storage.resolve(), port=self.port))
-        argv = [registry_binary(), "serve", str(self.config.resolve())]
+        argv = self.command()
         with open(self.log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         self.record.write_text(json.dumps({"pid": proc.pid, "argv": argv, "port": self.port}))
         return self._wait(proc.pid, timeout, proc)
+
+    def command(self) -> list[str]:
+        """Write the registry's config; the command line that serves it (for
+        a caller that runs the process itself, e.g. in a namespace)."""
+        storage = self.data_dir / "storage"
+        storage.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(CONFIG.format(level=self.log_level, storage=storage.resolve(), port=self.port,
+                                             address=self.address))
+        return [registry_binary(), "serve", str(self.config.resolve())]
 
     def _wait(self, pid: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> RegistryStatus:
         deadline = time.monotonic() + timeout

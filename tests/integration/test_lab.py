@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 def lab(tmp_path: Path) -> Iterator[tuple[dict[str, str], list[str]]]:
     env = {**os.environ, "KUBELAB_STATE_DIR": str(tmp_path / "state"), "KUBELAB_CONFIG": str(tmp_path / "config")}
     # A prefix of its own, so a lab the developer runs is never touched.
-    ports = ["--port", str(free_port()), "--etcd-port", str(free_port()), "--prefix", f"kl-t{uuid.uuid4().hex[:5]}"]
+    ports = ["--port", str(free_port()), "--etcd-port", str(free_port()), "--prefix", f"kl-t{uuid.uuid4().hex[:5]}",
+             "--nodes", "0"]
     yield env, ports
     subprocess.run([sys.executable, "-m", "kubelab", "down"], env=env, capture_output=True, timeout=60)
 
@@ -62,8 +63,8 @@ def running(pid: int) -> bool:
 def test_up_status_and_down(lab: tuple[dict[str, str], list[str]]) -> None:
     env, ports = lab
     started = kubelab(env, "up", *ports, "--apply", "deploy/demo/")
-    assert "deployment.apps/nginx-deployment created" in started.stdout and "Try next:" in started.stdout
-    assert "nginx-deployment" in kubelab(env, "get", "deploy", "-n", "demo").stdout
+    assert "deployment.apps/hello created" in started.stdout and "Try next:" in started.stdout
+    assert "hello" in kubelab(env, "get", "deploy", "-n", "demo").stdout
     status = kubelab(env, "status").stdout
     for component in ("etcd", "apiserver", "controller-manager", "scheduler", "clusterdns"):
         assert component in status
@@ -81,7 +82,7 @@ def test_up_status_and_down(lab: tuple[dict[str, str], list[str]]) -> None:
     wait_for(lambda: "no nodes available to schedule pods" in kubelab(env, "describe", "pods", "-n", "demo").stdout,
              "the demo's pods to be created and found unschedulable")
     pods = kubelab(env, "get", "pods", "-n", "demo", "-o", "name").stdout.split()
-    assert len(pods) == 3 and all(p.startswith("pod/nginx-deployment-") for p in pods)
+    assert len(pods) == 3 and all(p.startswith("pod/hello-") for p in pods)
     again = kubelab(env, "up", *ports)
     assert "already running" in again.stdout
     before = pids(env)

@@ -46,6 +46,9 @@ def test_machines_reach_each_other_and_the_host_is_untouched(topology: Topology)
     forwarding = subprocess.run(["ip", "netns", "exec", node1.name, "cat", "/proc/sys/net/ipv4/ip_forward"],
                                 capture_output=True, text=True).stdout.strip()
     assert forwarding == "1"
+    default = subprocess.run(["ip", "netns", "exec", node1.name, "ip", "route", "show", "default"],
+                             capture_output=True, text=True).stdout
+    assert default.startswith(f"default via {cp.address} dev eth0")
     assert host_links() == before
 
 
