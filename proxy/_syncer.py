@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from api import Clock, RealClock
 
@@ -46,14 +46,18 @@ class Proxier(Protocol):
 
 
 HealthCallback = Callable[[bool], Awaitable[None]]
+Offload = Callable[..., Awaitable[Any]]
 
 
 class SyncRunner:
     def __init__(self, proxier: Proxier, tracker: ChangeTracker, *, min_sync_period: float = 1.0,
                  sync_period: float = 3600.0, clock: Clock | None = None,
                  conntrack: ConntrackFlusher | None = None, before_sync: Callable[[], None] | None = None,
-                 on_health: HealthCallback | None = None) -> None:
+                 on_health: HealthCallback | None = None, offload: Offload = asyncio.to_thread) -> None:
         self.proxier = proxier
+        # Rule writes block (iptables-restore, nft -f): off the event loop by
+        # default; a test passes a runner that calls inline, so no thread races its fake clock.
+        self.offload = offload
         self.tracker = tracker
         self.min_sync_period = min_sync_period
         self.sync_period = sync_period
@@ -108,7 +112,7 @@ class SyncRunner:
         start = self.clock.monotonic()
         self.last_sync = start
         try:
-            result = await asyncio.to_thread(self.proxier.sync, snapshot, None if full else changed)
+            result = await self.offload(self.proxier.sync, snapshot, None if full else changed)
         except Exception as err:
             log.error("%s sync failed (next sync is a full one): %s", self.proxier.mode, err)
             self.tracker.requeue(changed, triggers)
@@ -128,7 +132,7 @@ class SyncRunner:
         log.debug("%s %s sync: %d service ports changed, %d lines in %.3fs", self.proxier.mode,
                   "full" if full else "partial", len(changed), result.written_lines, elapsed)
         if self.conntrack is not None:
-            await asyncio.to_thread(self._flush_conntrack, previous, snapshot, changed)
+            await self.offload(self._flush_conntrack, previous, snapshot, changed)
         if self.on_health is not None:
             await self.on_health(True)
         return True

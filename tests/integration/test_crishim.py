@@ -259,7 +259,7 @@ def test_bad_input_gets_a_clear_error(shim: Shim, pod: tuple[str, cri_pb2.PodSan
     with pytest.raises(grpc.RpcError) as err:
         shim.runtime.CreateContainer(cri_pb2.CreateContainerRequest(pod_sandbox_id=pod[0], config=bad_image))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "repository component 'Not'" in str(err.value.details())
+    assert "path component 'A:Valid' must be lowercase" in str(err.value.details())
     cid = run(shim, pod, container_config("once", ["sleep", "1000"]))
     with pytest.raises(grpc.RpcError) as err:
         shim.runtime.StartContainer(cri_pb2.StartContainerRequest(container_id=cid))

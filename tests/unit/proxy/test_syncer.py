@@ -6,6 +6,8 @@ conntrack entries of removed endpoints are flushed."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -37,6 +39,11 @@ class RecordingProxier:
         pass
 
 
+async def inline(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a sync on the event loop itself (the real runner uses a thread)."""
+    return fn(*args)
+
+
 async def settle(clock: FakeClock, seconds: float, step: float = 0.1) -> None:
     for _ in range(round(seconds / step)):
         await asyncio.sleep(0)
@@ -50,7 +57,7 @@ async def test_bounded_frequency_and_periodic_full_sync() -> None:
     clock = FakeClock()
     tracker = ChangeTracker(clock)
     proxier = RecordingProxier()
-    runner = SyncRunner(proxier, tracker, min_sync_period=1.0, sync_period=30.0, clock=clock)
+    runner = SyncRunner(proxier, tracker, min_sync_period=1.0, sync_period=30.0, clock=clock, offload=inline)
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     await settle(clock, 0.5)
@@ -77,7 +84,8 @@ async def test_a_failed_sync_is_retried_in_full_with_its_changes() -> None:
     async def on_health(ok: bool) -> None:
         healthy.append(ok)
 
-    runner = SyncRunner(proxier, tracker, min_sync_period=1.0, sync_period=300.0, clock=clock, on_health=on_health)
+    runner = SyncRunner(proxier, tracker, min_sync_period=1.0, sync_period=300.0, clock=clock, on_health=on_health,
+                        offload=inline)
     assert await runner.sync_once(True)
     proxier.fail = 1
     tracker.service_changed("default/web", service())
@@ -103,7 +111,7 @@ async def test_udp_conntrack_entries_of_removed_endpoints_are_flushed(monkeypatc
     clock = FakeClock()
     tracker = ChangeTracker(clock)
     commands = RecordingRunner()
-    runner = SyncRunner(RecordingProxier(), tracker, clock=clock, conntrack=ConntrackFlusher(commands))
+    runner = SyncRunner(RecordingProxier(), tracker, clock=clock, conntrack=ConntrackFlusher(commands), offload=inline)
     dns = ServicePortName("default", "web", "dns", "UDP")
     tracker.service_changed("default/web", service(ports=[{"name": "dns", "port": 53, "protocol": "UDP"}]))
     slice_ = endpoint_slice("web-a", endpoints=[("10.0.0.1", True), ("10.0.0.2", True)], port=53, port_name="dns",
