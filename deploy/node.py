@@ -92,6 +92,7 @@ def node_components(cfg: NodeConfig) -> list[ChildSpec]:
                               "--container-runtime-endpoint", shim_socket,
                               "--root-dir", str(cfg.state_dir / "kubelet"),
                               "--pod-logs-dir", str(cfg.state_dir / "pod-logs"),
+                              "--pod-manifest-path", str(cfg.state_dir / "manifests"),
                               *(["--node-ip", cfg.node_ip] if cfg.node_ip else []),
                               "--health-bind-address", cfg.health("kubelet"), "--metrics-bind-address", "",
                               *cfg.extra.get("kubelet", [])], cfg.health("kubelet")),
@@ -137,6 +138,9 @@ class Supervisor:
 
     def _spawn(self, child: _Child) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        for flag in ("--pod-manifest-path",):  # directories a component reads but does not create
+            if flag in child.spec.argv:
+                Path(child.spec.argv[child.spec.argv.index(flag) + 1]).mkdir(parents=True, exist_ok=True)
         health = child.spec.health.removeprefix("unix://")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(health)  # a stale socket from a previous run would answer nothing
