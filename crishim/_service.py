@@ -20,6 +20,7 @@ import grpc
 import grpc.aio
 from prometheus_client import Counter, Histogram
 
+from component_base import disk_usage
 from proto import cri_pb2, cri_pb2_grpc
 
 from . import RUNTIME_API_VERSION, RUNTIME_NAME, VERSION, _exec, _stats
@@ -186,7 +187,7 @@ class RuntimeService(cri_pb2_grpc.RuntimeServiceServicer):
             now = self.rt.clock()
             sample = _stats.sample(rec.cgroups_path, now)
             upper = self.rt.store.container_dir(rec.id) / "upper"
-            used, inodes = await asyncio.to_thread(_stats.disk_usage, upper)
+            used, inodes = await asyncio.to_thread(disk_usage, upper)
             layer = cri_pb2.FilesystemUsage(timestamp=now, fs_id=cri_pb2.FilesystemIdentifier(mountpoint=str(upper)))
             layer.used_bytes.value, layer.inodes_used.value = used, inodes
             out.append(_stats.to_proto(attrs, sample, self._samples.get(rec.id), layer))
@@ -268,7 +269,7 @@ class ImageService(cri_pb2_grpc.ImageServiceServicer):
         out = cri_pb2.ImageFsInfoResponse()
         for target, path in ((out.image_filesystems, self.rt.images.root),
                              (out.container_filesystems, self.rt.options.root / "containers")):
-            used, inodes = await asyncio.to_thread(_stats.disk_usage, path)
+            used, inodes = await asyncio.to_thread(disk_usage, path)
             usage = target.add(timestamp=now, fs_id=cri_pb2.FilesystemIdentifier(mountpoint=str(path)))
             usage.used_bytes.value, usage.inodes_used.value = used, inodes
         return out

@@ -8,7 +8,6 @@ has none, like cadvisor's.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,30 +57,6 @@ def sample(cgroups_path: str, now: int) -> Sample:
                   max(0, usage - inactive) if usage is not None else None, stat.get("total_rss"))
 
 
-def disk_usage(path: Path) -> tuple[int, int]:
-    """(bytes, inodes) under path, not following symlinks or crossing mounts."""
-    total = inodes = 0
-    try:
-        dev = path.lstat().st_dev
-    except OSError:
-        return 0, 0
-    stack = [str(path)]
-    while stack:
-        top = stack.pop()
-        try:
-            entries = list(os.scandir(top))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            inodes += 1
-            total += st.st_blocks * 512
-            if entry.is_dir(follow_symlinks=False) and st.st_dev == dev:
-                stack.append(entry.path)
-    return total, inodes
 
 
 def to_proto(attrs: cri_pb2.ContainerAttributes, now_sample: Sample, previous: Sample | None,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from api import Quantity
+from component_base import disk_usage as du
 from kubelet._env import _quantities, host_allocatable
 from proto import core_pb2
 
@@ -94,24 +95,4 @@ def disk_usage(path: Path) -> int:
     if is_mount_point(path):
         fs = os.statvfs(path)
         return (fs.f_blocks - fs.f_bfree) * fs.f_frsize
-    total = 0
-    try:
-        device = os.lstat(path).st_dev
-    except FileNotFoundError:
-        return 0
-    stack = [str(path)]
-    while stack:
-        top = stack.pop()
-        try:
-            entries = list(os.scandir(top))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            total += st.st_blocks * 512
-            if entry.is_dir(follow_symlinks=False) and st.st_dev == device:
-                stack.append(entry.path)
-    return total
+    return du(path)[0]

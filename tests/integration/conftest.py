@@ -9,6 +9,7 @@ second apiserver replica would.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import pytest
 
 from api import StatusError
 from client import ClientConfig, Clientset
-from deploy.local import APIServerProcess, ComponentProcess
+from deploy.local import APIServerProcess, ComponentProcess, EtcdProcess
 from proto import core_pb2
 from tests.support.etcd import real_etcd
 
@@ -99,3 +100,23 @@ async def namespace(client: Clientset) -> AsyncIterator[str]:
         await client.resource(core_pb2.Namespace).delete(name)
     except StatusError:
         pass
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APIServerProcess]:
+    """A private etcd and apiserver for one module, for tests that need a
+    cluster nobody else writes to (a scheduler binding every pending pod,
+    hollow nodes running every scheduled one)."""
+    work = tmp_path_factory.mktemp("private-cluster")
+    etcd = EtcdProcess(work / "etcd-data", log=work / "etcd.log")
+    api: APIServerProcess | None = None
+    try:
+        etcd.wait_ready()
+        api = APIServerProcess(etcd.url, log=work / "apiserver.log",
+                               extra=["--watch-bookmark-interval", "1"]).wait_ready()
+        yield api
+    finally:
+        if api is not None:
+            api.stop()
+        etcd.stop()
+        shutil.rmtree(work / "etcd-data", ignore_errors=True)

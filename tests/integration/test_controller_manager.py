@@ -4,32 +4,18 @@ two replicas, and the ServiceAccount controller (every namespace gets a
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from api import StatusError
 from client import Clientset
 from deploy.local import APIServerProcess
 from proto import coordination_pb2, core_pb2
+from tests.support.wait import eventually
 
 from .conftest import start_component
-
-
-async def eventually(check: object, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            if await check():  # type: ignore[operator]
-                return
-        except StatusError:
-            pass
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true after {timeout}s: {check}")
-        await asyncio.sleep(0.1)
 
 
 def test_help_and_bad_controller_names() -> None:

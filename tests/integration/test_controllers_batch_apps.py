@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from controller_manager._daemon_nodes import target_node
 from deploy.local import APIServerProcess, ComponentProcess
 from proto import apps_pb2, autoscaling_pb2, batch_pb2, core_pb2
 from tests.support.podsim import PodSimulator
+from tests.support.wait import eventually
 
 from .cli_support import Kubelab, run_process
 from .conftest import start_component
@@ -40,19 +41,6 @@ Pod = core_pb2.Pod
 Node = core_pb2.Node
 
 CONTROLLERS = "daemonset,statefulset,job,cronjob,horizontalpodautoscaling"
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if await check():
-                return
-        except StatusError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout}s: {what or check}")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jwt
@@ -30,6 +30,7 @@ from client import Clientset
 from deploy.local import APIServerProcess, ComponentProcess
 from proto import coordination_pb2, core_pb2, discovery_pb2, meta_pb2, storage_pb2
 from tests.support.podsim import PodSimulator
+from tests.support.wait import eventually
 
 from .conftest import start_component
 
@@ -37,17 +38,6 @@ Pod = core_pb2.Pod
 Node = core_pb2.Node
 Lease = coordination_pb2.Lease
 UNREACHABLE = "node.kubernetes.io/unreachable"
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(StatusError):
-            if await check():
-                return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout}s: {what or check}")
-        await asyncio.sleep(0.2)
 
 
 @contextlib.asynccontextmanager

@@ -26,13 +26,14 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from api import StatusError, from_dict
+from api import from_dict
 from client import Clientset
 from controller_manager.replicaset import is_pod_ready
 from deploy.local import APIServerProcess, ComponentProcess
 from proto import apps_pb2, core_pb2
 from tests.integration.cli_support import Kubelab
 from tests.support.podsim import PodSimulator
+from tests.support.wait import eventually
 
 from .conftest import start_component
 
@@ -69,17 +70,6 @@ def kubelab(apiserver: APIServerProcess) -> Kubelab:
 async def cli(kubelab: Kubelab, *args: str) -> Result:
     """The CLI runs its own event loop: give it a thread."""
     return await asyncio.to_thread(kubelab, *args)
-
-
-async def eventually(check: object, timeout: float = 30.0, what: str = "") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        with contextlib.suppress(StatusError):
-            if await check():  # type: ignore[operator]
-                return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true after {timeout}s: {what or check}")
-        await asyncio.sleep(0.1)
 
 
 @dataclass

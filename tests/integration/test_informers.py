@@ -10,8 +10,6 @@ import asyncio
 import logging
 import os
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from api import StatusError, parse_selector
 from client import Backoff, ClientConfig, Clientset, DeletedFinalStateUnknown, Informer, SharedInformerFactory
 from deploy.local import APIServerProcess
 from proto import core_pb2
+from tests.support.wait import eventually
 
 from .conftest import Etcd, start_apiserver
 
@@ -32,14 +31,6 @@ def configmap(name: str, **data: str) -> CM:
     obj.metadata.name = name
     obj.metadata.labels["app"] = "web" if name.startswith("web") else "other"
     return obj
-
-
-async def eventually(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Seen:

@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +25,11 @@ import pytest
 
 from api import StatusError, from_dict
 from client import ClientConfig, Clientset
-from deploy.local import APIServerProcess, ComponentProcess, EtcdProcess
+from deploy.local import APIServerProcess, ComponentProcess
 from proto import apps_pb2, coordination_pb2, core_pb2
+from tests.support.wait import eventually
 
 from .conftest import start_component
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if await check():
-                return
-        except StatusError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 def pod(name: str, namespace: str, node: str = "", *, grace: int = 30, scripts: dict[str, dict[str, Any]] | None = None,
@@ -225,22 +212,6 @@ async def test_static_pod_gets_a_mirror_pod(client: Clientset, namespace: str, a
 # ---------------------------------------------------------------- with scheduler and controller-manager
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APIServerProcess]:
-    """A private etcd and apiserver: the session's holds other tests' pending pods."""
-    work = tmp_path_factory.mktemp("kubelet-cluster")
-    etcd = EtcdProcess(work / "etcd-data", log=work / "etcd.log")
-    api: APIServerProcess | None = None
-    try:
-        etcd.wait_ready()
-        api = APIServerProcess(etcd.url, log=work / "apiserver.log",
-                               extra=["--watch-bookmark-interval", "1"]).wait_ready()
-        yield api
-    finally:
-        if api is not None:
-            api.stop()
-        etcd.stop()
-        shutil.rmtree(work / "etcd-data", ignore_errors=True)
 
 
 async def test_deployment_pods_run_on_hollow_nodes(cluster: APIServerProcess, workdir: Path) -> None:

@@ -14,11 +14,8 @@ everything made is removed afterwards, whatever happens.
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -28,21 +25,9 @@ from client import Clientset
 from deploy.local import ManagedProcess, health_serving, wait_until
 from proto import coordination_pb2, core_pb2
 from tests.support.crishim import BUSYBOX, Shim, require_tools, scratch_netns
+from tests.support.wait import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(require_tools() is not None, reason=str(require_tools()))]
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if await check():
-                return
-        except StatusError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.3)
 
 
 class KubeletProcess:

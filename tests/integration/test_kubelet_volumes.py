@@ -16,12 +16,10 @@ controller-manager binding the claim and minting the ServiceAccount token:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jwt
@@ -33,18 +31,11 @@ from deploy.local import APIServerProcess
 from kubelet.volumes import MountedVolume, VolumeError, VolumeManager
 from kubelet.volumes._mount import fs_type, mount_points_under, unmount
 from proto import core_pb2
+from tests.support.wait import eventually
 
 from .conftest import start_component
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="tmpfs and bind mounts need root")
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout}s: {what}")
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture

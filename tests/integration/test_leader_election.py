@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ import pytest
 from api import parse_time
 from client import ClientConfig, Clientset, LeaderElector
 from proto import coordination_pb2
+from tests.support.wait import eventually
 
 from .conftest import Etcd, start_apiserver
 
@@ -61,14 +62,6 @@ async def candidates() -> AsyncIterator[list[Candidate]]:
     yield made
     for c in made:
         await c.cancel()
-
-
-async def eventually(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def lease_spec(client: Clientset, namespace: str) -> coordination_pb2.LeaseSpec:

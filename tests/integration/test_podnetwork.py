@@ -10,10 +10,8 @@ the routing; the CNI bridge is the shim's business."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from client import ClientConfig, Clientset
 from deploy._topology import Topology
 from deploy.local import ManagedProcess, health_serving, wait_until
 from proto import core_pb2
+from tests.support.wait import eventually
 
 
 def sh(namespace: str, *cmd: str) -> subprocess.CompletedProcess[str]:
@@ -90,14 +89,6 @@ async def lab(topology: Topology, apiserver_socket: str, workdir: Path) -> Async
             except StatusError:
                 pass
         await cs.close()
-
-
-async def eventually(check: object, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 async def test_nodes_route_each_others_pod_cidrs(lab: Lab) -> None:

@@ -15,11 +15,9 @@ removes its nodes and pods afterwards, whatever happens.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +25,10 @@ import pytest
 
 from api import StatusError, from_dict
 from client import ClientConfig, Clientset
-from deploy.local import APIServerProcess, ComponentProcess, EtcdProcess
+from deploy.local import APIServerProcess, ComponentProcess
 from proto import core_pb2, policy_pb2, scheduling_pb2
 from tests.support.podsim import PodSimulator
+from tests.support.wait import eventually
 
 from .cli_support import Kubelab
 
@@ -56,19 +55,6 @@ def make_pod(name: str, *, namespace: str, cpu: str | None = None, memory: str |
     })
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if await check():
-                return
-        except StatusError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 async def all_pods(cs: Clientset, namespace: str) -> list[core_pb2.Pod]:
     return list((await cs.resource(core_pb2.Pod, namespace).list()).items)
 
@@ -77,22 +63,6 @@ def scheduled_condition(pod: core_pb2.Pod) -> core_pb2.PodCondition | None:
     return next((c for c in pod.status.conditions if c.type == "PodScheduled"), None)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APIServerProcess]:
-    """A private etcd and apiserver for this module."""
-    work = tmp_path_factory.mktemp("scheduler-cluster")
-    etcd = EtcdProcess(work / "etcd-data", log=work / "etcd.log")
-    api: APIServerProcess | None = None
-    try:
-        etcd.wait_ready()
-        api = APIServerProcess(etcd.url, log=work / "apiserver.log",
-                               extra=["--watch-bookmark-interval", "1"]).wait_ready()
-        yield api
-    finally:
-        if api is not None:
-            api.stop()
-        etcd.stop()
-        shutil.rmtree(work / "etcd-data", ignore_errors=True)
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from client import Clientset
 from deploy.local import APIServerProcess, ComponentProcess
 from proto import coordination_pb2, core_pb2
+from tests.support.wait import eventually
 
-from .test_scheduler import cluster, cs, eventually, make_node, make_pod  # noqa: F401  (fixtures)
+from .test_scheduler import cs, make_node, make_pod  # noqa: F401  (the cs fixture)
 
 LEASE_FLAGS = ("--leader-elect-lease-duration", "2", "--leader-elect-renew-deadline", "1.5",
                "--leader-elect-retry-period", "0.3")
