@@ -35,6 +35,7 @@ from ._auth import (
     authorizer_for_mode,
 )
 from ._limits import InflightLimiter
+from ._nodeproxy import NodeProxyServicer
 from ._registry import Registry
 from ._service import DiscoveryServicer, Handler, ResourcesServicer
 from .storage import EtcdStore, Store
@@ -91,6 +92,7 @@ class APIServer:
                                  for m in options.authorization_mode.split(",") if m.strip()])
         limiter = InflightLimiter(options.max_requests_inflight, options.max_mutating_requests_inflight)
         self.handler = Handler(self.registry, authn, authz, limiter, self.clock)
+        self.node_proxy = NodeProxyServicer(self.handler)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -112,8 +114,9 @@ class APIServer:
         api_pb2_grpc.add_ResourcesServicer_to_server(
             ResourcesServicer(self.handler, self.options.watch_bookmark_interval), server)
         api_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryServicer(self.registry), server)
+        api_pb2_grpc.add_NodeProxyServicer_to_server(self.node_proxy, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        names = [api_pb2.DESCRIPTOR.services_by_name[n].full_name for n in ("Resources", "Discovery")]
+        names = [api_pb2.DESCRIPTOR.services_by_name[n].full_name for n in ("Resources", "Discovery", "NodeProxy")]
         reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                                              reflection.SERVICE_NAME], server)
         address = f"{self.options.bind_address}:{self.options.port}"
@@ -146,6 +149,7 @@ class APIServer:
             task.cancel()
         if self.server is not None:
             await self.server.stop(grace)
+        await self.node_proxy.kubelets.close()
         await self.registry.stop()
         await self.storage.close()
         log.info("apiserver stopped")

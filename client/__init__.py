@@ -10,7 +10,9 @@ Public surface:
 * the work queue: `RateLimitingQueue` (and its `DelayingQueue`,
   `WorkQueue` layers) with client-go's rate limiters;
 * `LeaderElector` on Lease objects;
-* `EventBroadcaster` / `EventRecorder` for core/v1 Events.
+* `EventBroadcaster` / `EventRecorder` for core/v1 Events;
+* `NodeProxyClient` (and its `ExecSession`): container logs, exec and
+  node summaries from the kubelets, through the apiserver's node proxy.
 
 Controllers, the scheduler, the kubelet, the proxy and DNS are built on it:
 an informer feeds a work queue that feeds one `sync(key)`.
@@ -23,6 +25,7 @@ from ._factory import SharedInformerFactory
 from ._informer import Informer, ResourceEventHandler
 from ._leaderelection import LeaderElector, LeaseClient
 from ._lister import Lister
+from ._nodes import ExecSession, NodeProxyClient
 from ._ratelimiter import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,
@@ -48,10 +51,10 @@ from ._workqueue import DelayingQueue, QueueShutDown, RateLimitingQueue, WorkQue
 __all__ = [
     "EVENT_TYPE_NORMAL", "EVENT_TYPE_WARNING", "NAMESPACE_INDEX",
     "Backoff", "BucketRateLimiter", "ClientConfig", "Clientset", "ConfigError", "DelayingQueue",
-    "DeletedFinalStateUnknown", "EventBroadcaster", "EventRecorder", "IndexFunc", "Indexer", "Informer",
-    "ItemExponentialFailureRateLimiter", "LeaderElector", "LeaseClient", "Lister", "ListerWatcher",
-    "MaxOfRateLimiter", "ObjectList", "QueueShutDown", "RateLimiter", "RateLimitingQueue", "Reflector",
-    "ReflectorStore", "ResourceClient", "ResourceEventHandler", "SharedInformerFactory", "SyncClientset",
+    "DeletedFinalStateUnknown", "EventBroadcaster", "EventRecorder", "ExecSession", "IndexFunc", "Indexer",
+    "Informer", "ItemExponentialFailureRateLimiter", "LeaderElector", "LeaseClient", "Lister", "ListerWatcher",
+    "MaxOfRateLimiter", "NodeProxyClient", "ObjectList", "QueueShutDown", "RateLimiter", "RateLimitingQueue",
+    "Reflector", "ReflectorStore", "ResourceClient", "ResourceEventHandler", "SharedInformerFactory", "SyncClientset",
     "SyncResourceClient", "TokenBucket", "WatchEvent", "WorkQueue",
     "default_config_path", "default_controller_rate_limiter", "load_config", "make_channel", "namespace_index",
     "object_key", "object_meta", "object_reference", "split_key", "write_config",

@@ -7,38 +7,49 @@ label selector and a resource name, the current usage of each matching pod
 in milli-units (millicores for cpu; for memory, bytes x 1000, as
 Kubernetes' `MilliValue` does), with the time the sample was taken.
 
-Two sources exist today:
+Three sources exist:
 
+* `KubeletMetricsSource`: what metrics-server would report, read directly
+  from the kubelets' Summary API through the apiserver's node proxy: the
+  pods come from the controller's pod cache, each node holding one of them
+  is asked once (concurrently) for its pods in the namespace, and a pod's
+  usage is the sum over its containers (CPU as a rate in millicores, memory
+  as the working set). A node that cannot answer leaves its pods out; when
+  no node answers the call fails with MetricsUnavailable naming why.
 * `InMemoryMetricsSource`: figures a test sets with `set(...)`, handed to
   the controller directly in unit tests.
 * `FileMetricsSource`: figures read from a YAML or JSON file each time they
   are asked for, chosen with the controller-manager flag
-  `--horizontal-pod-autoscaler-metrics-file`. It is the lab's stand-in
-  until kubelets report pod usage: integration tests and people trying an
-  HPA by hand write the usage they want the autoscaler to see:
+  `--horizontal-pod-autoscaler-metrics-file` instead of the kubelets'
+  figures: integration tests and people trying an HPA by hand write the
+  usage they want the autoscaler to see:
 
       my-namespace:
         web-0: {cpu: 250m, memory: 64Mi}
         web-1: {cpu: 900m}
 
-A kubelet-backed source (usage summed from the kubelets' reports, as
-metrics-server does) will implement the same interface. Without any source
-the controller reports `ScalingActive=False` with the reason, rather than
-guessing. A source that cannot answer raises `MetricsUnavailable`, which
-the controller turns into the same condition and an event.
+A source that cannot answer raises `MetricsUnavailable`, which the
+controller turns into `ScalingActive=False` with the reason and an event,
+rather than guessing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
-from api import Clock, QuantityError, RealClock, Selector, parse_quantity
+from api import Clock, QuantityError, RealClock, Selector, StatusError, parse_quantity, parse_time
+
+if TYPE_CHECKING:
+    from client import NodeProxyClient
+    from proto import core_pb2, kubelet_pb2
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +78,6 @@ class MetricsSource(Protocol):
         from its own cache, as Kubernetes' HPA does."""
         ...
 
-
-class NoMetricsSource:
-    """What the controller uses when nothing reports metrics: every question
-    is answered with the reason."""
-
-    async def pod_usage(self, namespace: str, selector: Selector, resource: str) -> dict[str, PodMetric]:
-        raise MetricsUnavailable("no source of pod resource metrics is configured (kubelets do not report usage "
-                                 "yet; see --horizontal-pod-autoscaler-metrics-file)")
 
 
 def _milli(text: Any, where: str) -> int:
@@ -153,3 +156,61 @@ class FileMetricsSource:
                 continue
             out[pod] = PodMetric(_milli(figures[resource], f"{self.path}: {namespace}/{pod} {resource}"), mtime)
         return out
+
+
+class PodLister(Protocol):
+    def list(self, namespace: str | None = None, selector: Selector | None = None) -> Sequence[core_pb2.Pod]: ...
+
+
+class KubeletMetricsSource:
+    """Pod usage from the kubelets' summaries (through the apiserver's node
+    proxy), for the pods `pods` (the controller's pod lister) selects."""
+
+    def __init__(self, nodes: NodeProxyClient, pods: PodLister, clock: Clock | None = None,
+                 timeout: float = 10.0) -> None:
+        self._nodes = nodes
+        self._pods = pods
+        self._clock = clock or RealClock()
+        self._timeout = timeout
+
+    async def _summary(self, node: str, namespace: str) -> kubelet_pb2.Summary | StatusError:
+        try:
+            return await self._nodes.summary(node, namespace, timeout=self._timeout)
+        except StatusError as err:
+            return err
+
+    async def pod_usage(self, namespace: str, selector: Selector, resource: str) -> dict[str, PodMetric]:
+        if resource not in ("cpu", "memory"):
+            raise MetricsUnavailable(f'the kubelets report cpu and memory only, not "{resource}"')
+        pods = {p.metadata.uid: p for p in self._pods.list(namespace, selector) if p.spec.nodeName}
+        nodes = sorted({p.spec.nodeName for p in pods.values()})
+        if not nodes:
+            return {}
+        answers = await asyncio.gather(*(self._summary(n, namespace) for n in nodes))
+        out: dict[str, PodMetric] = {}
+        failures: list[str] = []
+        for node, answer in zip(nodes, answers, strict=True):
+            if isinstance(answer, StatusError):
+                log.debug("pod metrics from node %s: %s", node, answer)
+                failures.append(f"node {node}: {answer}")
+                continue
+            for stats in answer.pods:
+                if stats.pod_ref.uid in pods and stats.containers:
+                    out[stats.pod_ref.name] = self._metric(stats, resource)
+        if failures and len(failures) == len(nodes):
+            raise MetricsUnavailable(f"no kubelet reported pod metrics: {'; '.join(failures)}")
+        return out
+
+    def _metric(self, stats: kubelet_pb2.PodStats, resource: str) -> PodMetric:
+        if resource == "cpu":
+            nano = sum(c.cpu.usage_nano_cores for c in stats.containers)
+            value = -(-nano // 1_000_000)  # millicores, rounded up as a Quantity's MilliValue
+            sampled = stats.containers[0].cpu.time
+        else:
+            value = sum(c.memory.working_set_bytes for c in stats.containers) * 1000
+            sampled = stats.containers[0].memory.time
+        try:
+            timestamp = parse_time(sampled) if sampled else self._clock.now()
+        except ValueError:
+            timestamp = self._clock.now()
+        return PodMetric(value, timestamp)

@@ -51,7 +51,7 @@ from api import (
     selector_from_map,
     selector_from_message,
 )
-from client import EVENT_TYPE_NORMAL, EVENT_TYPE_WARNING, split_key
+from client import EVENT_TYPE_NORMAL, EVENT_TYPE_WARNING, NodeProxyClient, split_key
 from proto import apps_pb2, autoscaling_pb2, core_pb2
 
 from ._conditions import set_condition
@@ -65,7 +65,7 @@ from ._hpa_behavior import (
     stabilize,
     stabilize_down,
 )
-from ._metrics_source import FileMetricsSource, MetricsSource, MetricsUnavailable, NoMetricsSource
+from ._metrics_source import FileMetricsSource, KubeletMetricsSource, MetricsSource, MetricsUnavailable
 from ._replica_calculator import MetricError, Recommendation, Timing, average_value_replicas, utilization_replicas
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,8 @@ class HorizontalPodAutoscalerController(Controller):
                        metavar="SECONDS", help="after a pod starts, readiness changes within this delay mean it "
                                                "never was ready (default %(default)s)")
         g.add_argument("--horizontal-pod-autoscaler-metrics-file", default="", metavar="PATH",
-                       help="read pod usage from this YAML/JSON file (namespace -> pod -> {cpu, memory}): the "
-                            "stand-in until kubelets report metrics")
+                       help="read pod usage from this YAML/JSON file (namespace -> pod -> {cpu, memory}) "
+                            "instead of the kubelets' figures")
 
     def __init__(self, ctx: ControllerContext, metrics: MetricsSource | None = None) -> None:
         super().__init__(ctx)
@@ -132,7 +132,8 @@ class HorizontalPodAutoscalerController(Controller):
             initial_readiness_delay=float(_option(opts, "horizontal_pod_autoscaler_initial_readiness_delay", 30.0)))
         if metrics is None:
             path = _option(opts, "horizontal_pod_autoscaler_metrics_file", "")
-            metrics = FileMetricsSource(path) if path else NoMetricsSource()
+            metrics = FileMetricsSource(path) if path else KubeletMetricsSource(
+                NodeProxyClient(ctx.clientset), ctx.informers.lister_for(core_pb2.Pod), clock=ctx.clock)
         self.metrics = metrics
         hpas = ctx.informers.informer_for(HPA)
         self.hpas = hpas.lister()

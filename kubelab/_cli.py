@@ -43,15 +43,19 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
                                             "or by resources and label selector"),
     "describe": ("kubelab._describe", "describe", "Show details of a specific resource or group of resources"),
     "edit": ("kubelab._edit", "edit", "Edit a resource on the server"),
+    "exec": ("kubelab._exec", "exec_command", "Execute a command in a container"),
     "expose": ("kubelab._expose", "expose", "Take a replication controller, service, deployment or pod and "
                                             "expose it as a new Kubernetes service"),
     "get": ("kubelab._get", "get", "Display one or many resources"),
     "join": ("kubelab._join", "join", "Make this machine a node: start its shim, kubelet, proxy and pod network"),
     "label": ("kubelab._label", "label", "Update the labels on a resource"),
+    "logs": ("kubelab._logs", "logs", "Print the logs for a container in a pod, or of a lab component"),
     "patch": ("kubelab._patch", "patch", "Update fields of a resource"),
     "rollout": ("kubelab._rollout", "rollout", "Manage the rollout of a resource"),
+    "run": ("kubelab._run", "run", "Run a particular image on the cluster"),
     "scale": ("kubelab._patch", "scale", "Set a new size for a deployment, replica set, or stateful set"),
     "set": ("kubelab._rollout", "set_group", "Set specific features on objects (set image)"),
+    "top": ("kubelab._top", "top", "Display resource (CPU/memory) usage"),
     "version": ("kubelab._info", "version", "Print the client and server version information"),
 }
 

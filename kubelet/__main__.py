@@ -98,7 +98,8 @@ def make_config(args: argparse.Namespace, name: str, node_ip: str, *, hollow: bo
         cluster_domain=args.cluster_domain, resolv_conf=Path(args.resolv_conf) if args.resolv_conf else None,
         cpu=args.cpu or ("4" if hollow else ""), memory=args.memory or ("16Gi" if hollow else ""),
         ephemeral_storage=args.ephemeral_storage or ("100Gi" if hollow else ""), max_pods=args.max_pods,
-        port=args.port, node_status_update_frequency=args.node_status_update_frequency,
+        # Hollow nodes serve no kubelet API: port 0 tells the apiserver not to dial them.
+        port=0 if hollow else args.port, node_status_update_frequency=args.node_status_update_frequency,
         node_lease_duration=args.node_lease_duration_seconds,
         pod_manifest_path=args.pod_manifest_path,
         file_check_frequency=args.file_check_frequency, eviction_hard=parse_eviction_hard(args.eviction_hard),
