@@ -57,12 +57,15 @@ def handler(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     return wrapped
 
 
+RATE_WINDOW_NS = 1_000_000_000  # the shortest interval a CPU rate is measured over
+
+
 class RuntimeService(cri_pb2_grpc.RuntimeServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.containers = Containers(runtime)
         self.sandboxes = Sandboxes(runtime, self.containers)
-        self._samples: dict[str, _stats.Sample] = {}
+        self._samples: dict[str, tuple[_stats.Sample | None, _stats.Sample | None]] = {}
 
     @handler
     async def Version(self, request: cri_pb2.VersionRequest, context: Any) -> cri_pb2.VersionResponse:
@@ -190,8 +193,16 @@ class RuntimeService(cri_pb2_grpc.RuntimeServiceServicer):
             used, inodes = await asyncio.to_thread(disk_usage, upper)
             layer = cri_pb2.FilesystemUsage(timestamp=now, fs_id=cri_pb2.FilesystemIdentifier(mountpoint=str(upper)))
             layer.used_bytes.value, layer.inodes_used.value = used, inodes
-            out.append(_stats.to_proto(attrs, sample, self._samples.get(rec.id), layer))
-            self._samples[rec.id] = sample
+            # usage_nano_cores is a rate: measured against a sample at least
+            # RATE_WINDOW older (as cadvisor keeps a housekeeping interval),
+            # so readers asking back to back (top, the HPA, the kubelet)
+            # do not each get the noise of a few milliseconds (until a
+            # container has two samples that far apart, the last one serves).
+            older, newer = self._samples.get(rec.id, (None, None))
+            recent = newer is not None and sample.timestamp - newer.timestamp < RATE_WINDOW_NS
+            out.append(_stats.to_proto(attrs, sample, older if recent and older is not None else newer, layer))
+            if not recent:
+                self._samples[rec.id] = (newer, sample)
         return out
 
     @handler
