@@ -167,7 +167,9 @@ class Launcher:
 
 def up(state_dir: Path, *, api_port: int = 6443, etcd_port: int = 2379, nodes: int = 0,
        prefix: str = DEFAULT_PREFIX, proxy_mode: str = "iptables", progress: Progress | None = None,
-       config_path: Path | None = None) -> LabState:
+       config_path: Path | None = None, controller_manager_args: Sequence[str] = ()) -> LabState:
+    """Bring the lab up; `controller_manager_args` are extra flags for the
+    controller-manager (tests shorten --node-monitor-grace-period with it)."""
     say = progress or (lambda _c, _m: None)
     existing = LabState.load(state_dir)
     if existing is not None:
@@ -194,7 +196,8 @@ def up(state_dir: Path, *, api_port: int = 6443, etcd_port: int = 2379, nodes: i
         say("network", f"creating {topology.control_plane} and {nodes} node namespace(s) on {topology.subnet}")
         topology.create()
         cp = topology.machine(topology.control_plane)
-        _control_plane(launch, topology, cp.name, cp.address, api_port, etcd_port, socket_path, say)
+        _control_plane(launch, topology, cp.name, cp.address, api_port, etcd_port, socket_path, say,
+                       controller_manager_args)
     except Exception:
         _teardown(state, say)
         raise
@@ -204,7 +207,7 @@ def up(state_dir: Path, *, api_port: int = 6443, etcd_port: int = 2379, nodes: i
 
 
 def _control_plane(launch: Launcher, topology: Topology, cp: str, address: str, api_port: int, etcd_port: int,
-                   socket_path: Path, say: Progress) -> None:
+                   socket_path: Path, say: Progress, controller_manager_args: Sequence[str] = ()) -> None:
     data = Path(launch.state.state_dir) / "etcd"
     client_urls = f"http://127.0.0.1:{etcd_port},http://{address}:{etcd_port}"
     peer = f"http://127.0.0.1:{etcd_port + 1}"
@@ -226,7 +229,7 @@ def _control_plane(launch: Launcher, topology: Topology, cp: str, address: str, 
     say("apiserver", f"ready at {address}:{api_port} and unix://{socket_path}")
 
     server = f"unix://{socket_path}"
-    launch.component("controller-manager", "controller_manager", cp, server)
+    launch.component("controller-manager", "controller_manager", cp, server, *controller_manager_args)
     launch.component("scheduler", "scheduler", cp, server)
     launch.component("clusterdns", "clusterdns", cp, server, "--bind-address", address, "--port", "53")
     kube_dns(server, address)
@@ -259,8 +262,8 @@ def _images(launch: Launcher, cp: str, address: str, say: Progress) -> Path:
     _run(["nsenter", f"--net=/run/netns/{cp}", sys.executable, "-m", "deploy.images", "push", "--out",
           str(cache / "images"), "--port", str(REGISTRY_PORT), "--data", str(cache / "registry")], "pushing images")
     certs = Path(launch.state.state_dir) / "certs.d"
-    _run([sys.executable, "-m", "deploy.images", "mirrors", "--config-path", str(certs), "--registry", url],
-         "writing the mirror config")
+    _run([sys.executable, "-m", "deploy.images", "mirrors", "--config-path", str(certs), "--registry", url,
+          "--offline"], "writing the mirror config")
     say("registry", f"serving the lab's images at {url}")
     return certs
 

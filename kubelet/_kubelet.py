@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from typing import Any
 
 from api import Clock, StatusError
@@ -266,6 +267,11 @@ class Kubelet:
             await self.volumes.unmount(uid)
             hosts = self.pods.hosts_file(uid)
             hosts.unlink(missing_ok=True)
+            # The runtime removed the log files with the containers; the pod's
+            # log directory (<ns>_<name>_<uid>) goes too, as the kubelet's
+            # container GC removes the log directories of removed pods.
+            for logs in self.config.pod_logs_dir.glob(f"*_{uid}"):
+                await asyncio.to_thread(shutil.rmtree, logs, True)
         self.status.forget(uid)
         self.snapshots.pop(uid, None)
         self._relisted.pop(uid, None)

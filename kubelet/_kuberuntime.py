@@ -48,7 +48,7 @@ from ._config import KubeletConfig
 from ._dnsconfig import sandbox_dns_config
 from ._env import ContainerConfigError, ObjectGetter, expand, make_environment, mapping_for
 from ._etchosts import etc_hosts
-from ._images import ImageManager, ImagePullError
+from ._images import ERR_IMAGE_PULL, ImageManager, ImagePullError
 from ._lifecycle import HookRunner
 from ._podstate import RuntimeContainer, RuntimePod
 from ._prober import FAILURE, LIVENESS, STARTUP, ProbeManager
@@ -330,6 +330,11 @@ class PodRuntimeManager:
                                      lambda t, reason, message: self.event(pod, t, reason, message))
         except ImagePullError as err:
             rec.waiting[key] = (err.reason, err.message)
+            if err.reason == ERR_IMAGE_PULL:
+                # A pull just failed: the next sync, a second on, finds the
+                # image in back-off and says ImagePullBackOff until it is
+                # time to pull again, as Kubernetes' kubelet does.
+                return 1.0
             return max(1.0, self.image_backoff.remaining_since_update(f"{pod.metadata.uid}_{c.image}"))
         try:
             config = await self.container_config(rec, rp, c, init, restart_count)

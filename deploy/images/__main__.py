@@ -100,7 +100,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 
 def cmd_mirrors(args: argparse.Namespace) -> None:
-    for f in write_mirrors(args.config_path, args.registry, force=args.force):
+    for f in write_mirrors(args.config_path, args.registry, force=args.force, offline=args.offline):
         _say(f"{f.action:<10} {f.path}")
 
 
@@ -146,6 +146,8 @@ def parser() -> argparse.ArgumentParser:
                        required=required, help="hosts.toml directory tree (containerd's certs.d layout)")
         p.add_argument("--registry", required=required, default=None, help="mirror URL, e.g. http://127.0.0.1:5000")
         p.add_argument("--force", action="store_true", help="also replace hosts.toml files edited by hand")
+        p.add_argument("--offline", action="store_true",
+                       help="make the mirror each registry's only server: never fall back to the public registry")
 
     build_flags(sub.add_parser("build", help="build the OCI layout from Debian packages"))
     manifests(sub.add_parser("names", help="list the public names to push and their local image"))

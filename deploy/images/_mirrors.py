@@ -57,11 +57,16 @@ def validate_mirror(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def hosts_toml(host: str, mirror: str, *, skip_verify: bool = True) -> str:
-    """The hosts.toml for one public registry host."""
+def hosts_toml(host: str, mirror: str, *, skip_verify: bool = True, offline: bool = False) -> str:
+    """The hosts.toml for one public registry host. Offline, the mirror is
+    the `server` itself and nothing else is tried: a name the mirror does
+    not have fails at once instead of reaching for the internet (the lab)."""
     if host != DEFAULT_HOST and not _HOST.match(host):
         raise InvalidMirror(f"registry host {host!r}: must be a host name with an optional :port")
     mirror = validate_mirror(mirror)
+    if offline:
+        return "\n".join([MANAGED_BY, f"server = {json.dumps(mirror)}",
+                          f"skip_verify = {'true' if skip_verify else 'false'}", ""])
     lines = [MANAGED_BY]
     if host != DEFAULT_HOST:
         lines.append(f"server = {json.dumps(UPSTREAMS.get(host, f'https://{host}'))}")
@@ -83,10 +88,10 @@ class MirrorFile:
 
 
 def write_mirrors(config_path: Path, mirror: str, *, hosts: Iterable[str] | None = None,
-                  force: bool = False) -> list[MirrorFile]:
+                  force: bool = False, offline: bool = False) -> list[MirrorFile]:
     results = []
     for host in hosts if hosts is not None else mirrored_hosts():
-        text = hosts_toml(host, mirror)
+        text = hosts_toml(host, mirror, offline=offline)
         path = config_path / host / "hosts.toml"
         try:
             current: str | None = path.read_text()

@@ -70,9 +70,20 @@ def test_bad_host_is_refused() -> None:
 
 
 def test_the_cri_shim_reads_the_mirror_first(tmp_path: Path) -> None:
-    hosts = pytest.importorskip("crishim._hosts")
+    from crishim import _hosts as hosts
     write_mirrors(tmp_path, "http://127.0.0.1:5000")
     for domain in ("docker.io", "registry.k8s.io", "some.other.registry"):
         endpoints = hosts.endpoints(tmp_path, domain)
         assert endpoints[0].url == "http://127.0.0.1:5000" and endpoints[0].insecure
     assert hosts.endpoints(tmp_path, "docker.io")[-1].url == "https://registry-1.docker.io"
+
+
+def test_offline_the_mirror_is_the_only_server(tmp_path: Path) -> None:
+    from crishim import _hosts as hosts
+
+    write_mirrors(tmp_path, "http://10.200.0.2:5000", offline=True)
+    for domain in ("docker.io", "registry.k8s.io", "some.other.registry"):
+        endpoints = hosts.endpoints(tmp_path, domain)
+        assert [(e.url, e.insecure) for e in endpoints] == [("http://10.200.0.2:5000", True)]
+    assert tomllib.loads(hosts_toml("docker.io", "http://10.200.0.2:5000", offline=True)) == {
+        "server": "http://10.200.0.2:5000", "skip_verify": True}
