@@ -149,12 +149,15 @@ def top_level_chains(services: Iterable[tuple[ServicePort, bool]], opts: Options
                 nodeports.append(f"-A {KUBE_NODEPORTS} {_comment(str(name))} {m} --dport {sp.node_port} -j {ext}")
             continue
         why = _comment(f"{name} has no endpoints")
-        f_svc.append(f"-A {KUBE_SERVICES} {why} {m} -d {sp.cluster_ip} --dport {sp.port} -j REJECT")
+        # TCP gets a reset: a connect() from a pod then fails at once,
+        # where an ICMP port-unreachable is only seen on the SYN's retry.
+        reject = "REJECT --reject-with tcp-reset" if sp.protocol.upper() == "TCP" else "REJECT"
+        f_svc.append(f"-A {KUBE_SERVICES} {why} {m} -d {sp.cluster_ip} --dport {sp.port} -j {reject}")
         for ip in sp.external_ips:
-            f_ext.append(f"-A {KUBE_EXTERNAL_SERVICES} {why} {m} -d {ip} --dport {sp.port} -j REJECT")
+            f_ext.append(f"-A {KUBE_EXTERNAL_SERVICES} {why} {m} -d {ip} --dport {sp.port} -j {reject}")
         if sp.node_port:
             for dst in _node_destinations(opts):
-                f_ext.append(f"-A {KUBE_EXTERNAL_SERVICES} {why} {dst} {m} --dport {sp.node_port} -j REJECT")
+                f_ext.append(f"-A {KUBE_EXTERNAL_SERVICES} {why} {dst} {m} --dport {sp.node_port} -j {reject}")
     last = _comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain")
     for dst in _node_destinations(opts):
         nat_svc.append(f"-A {KUBE_SERVICES} {last} {dst} -j {KUBE_NODEPORTS}")

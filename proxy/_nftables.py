@@ -132,10 +132,14 @@ class NftablesProxier:
         stale_sets -= live_sets
         stale_maps -= live_maps
         out += new_chains + fill + dels + adds
+        # Deletions in reference order: flushing a service chain drops its
+        # `vmap @endpoints-...` rule, which frees the endpoints map; the map
+        # goes before the endpoint chains its elements `goto` (the kernel
+        # refuses to delete a chain a map element still names: EBUSY).
         out += [f"flush chain {T} {c}" for c in sorted(stale_chains)]
+        out += [f"delete map {T} {m}" for m in sorted(stale_maps)]
         out += [f"delete chain {T} {c}" for c in sorted(stale_chains)]
         out += [f"delete set {T} {s}" for s in sorted(stale_sets)]
-        out += [f"delete map {T} {m}" for m in sorted(stale_maps)]
         return ("\n".join(out) + "\n" if out else ""), record
 
     # ------------------------------------------------------------ applying

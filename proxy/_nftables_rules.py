@@ -80,7 +80,9 @@ def fixed_chains(opts: Options) -> dict[str, list[str]]:
                      f"{node} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"],
         "service-endpoints-check": [f"ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}"],
         "nodeport-endpoints-check": [f"{node} meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"],
-        REJECT_CHAIN: ["reject"],
+        # TCP gets a reset, so a connect() fails at once (an ICMP error is
+        # only noticed on the SYN's retry); the rest an ICMP port-unreachable.
+        REJECT_CHAIN: ["meta l4proto tcp reject with tcp reset", "reject"],
         MARK_MASQ: [f"meta mark set meta mark | {MASQ_MARK:#x}"],
         "masquerading": [f"meta mark & {MASQ_MARK:#x} == 0 return",
                          f"meta mark set meta mark ^ {MASQ_MARK:#x}",

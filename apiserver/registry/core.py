@@ -86,7 +86,9 @@ class NamespaceStrategy(Strategy):
 
 def _node_status(node: Any, now: float) -> str:
     ready = next((c for c in node.status.conditions if c.type == "Ready"), None)
-    state = "Unknown" if ready is None else {"True": "Ready", "False": "NotReady"}.get(ready.status, "Unknown")
+    # As kubectl prints it: any Ready condition but True (False or Unknown,
+    # the node controller's mark for a node that stopped reporting) is NotReady.
+    state = "Unknown" if ready is None else "Ready" if ready.status == "True" else "NotReady"
     if node.spec.unschedulable:
         state += ",SchedulingDisabled"
     return state

@@ -94,8 +94,8 @@ def test_no_endpoints_rejects_in_the_filter_table() -> None:
     filter_part = text.split("*nat")[0]
     assert rules(filter_part, "KUBE-SERVICES") == [
         '-A KUBE-SERVICES -m comment --comment "default/empty has no endpoints" -m tcp -p tcp -d 10.96.0.11 '
-        "--dport 81 -j REJECT"]
-    assert "--dport 30081 -j REJECT" in rules(filter_part, "KUBE-EXTERNAL-SERVICES")[0]
+        "--dport 81 -j REJECT --reject-with tcp-reset"]
+    assert "--dport 30081 -j REJECT --reject-with tcp-reset" in rules(filter_part, "KUBE-EXTERNAL-SERVICES")[0]
     assert "KUBE-SVC-" not in text and "KUBE-EXT-" not in text
 
 

@@ -94,6 +94,9 @@ def test_partial_sync_is_proportional_to_the_change() -> None:
     assert f"delete map ip kube-proxy {endpoints_map(WEB, 'tcp')}" in lines
     # deletions come after the flushes that drop the references to them
     assert lines.index(f"delete chain ip kube-proxy {kept}") > lines.index(f"flush chain ip kube-proxy {kept}")
+    # the map whose elements point at the chain goes first, or the kernel refuses (EBUSY)
+    assert lines.index(f"delete map ip kube-proxy {endpoints_map(WEB, 'tcp')}") < \
+        lines.index(f"delete chain ip kube-proxy {kept}")
     assert generate(proxier, snapshot((WEB_PORT, []), (other, ["10.0.1.1"])), {WEB}) == [], "nothing left to do"
 
 
