@@ -343,8 +343,10 @@ async def test_cronjob_runs_the_latest_schedule_within_its_deadline(
         job = (await jobs.list()).items[0]
         minute = int(time.time()) // 60 * 60
         assert job.metadata.name in (f"often-{minute // 60}", f"often-{minute // 60 - 1}")
-        cj = await cronjobs.get("often")
-        assert [a.name for a in cj.status.active] == [job.metadata.name]
+
+        async def listed_active() -> bool:  # the controller writes the status after it creates the job
+            return [a.name for a in (await cronjobs.get("often")).status.active] == [job.metadata.name]
+        await eventually(listed_active, what="the job in the CronJob's status.active")
         await eventually(lambda: _any_running(client, namespace, "often"))
         pod = next(p for p in await pods_of(client, namespace, app="often") if p.status.phase == "Running")
         await finish(sim, namespace, pod.metadata.name)
