@@ -286,33 +286,29 @@ def _nodes(launch: Launcher, topology: Topology, api_address: str, server: str, 
             sys.executable, "-m", "kubelab", "join", "--server", api_address, "--name", machine.name,
             "--node-ip", machine.address, "--state-dir", str(nodes / machine.name),
             "--registry-config-path", str(certs), "--proxy-mode", launch.state.proxy_mode], machine.address)
-    deadline = time.monotonic() + NODE_READY_TIMEOUT
-    waiting = {m.name for m in topology.machines[1:]}
-    while waiting:
-        for name in sorted(waiting):
-            component = next(c for c in launch.state.components if c.name == name)
-            if not alive(component):
-                tail = Path(component.log).read_text(errors="replace").splitlines()[-15:]
-                raise LabError(f"node {name} stopped while joining; its log ({component.log}) ends:\n"
-                               + "\n".join(tail))
-        waiting -= _ready_nodes(server)
-        if waiting and time.monotonic() > deadline:
-            raise LabError(f"nodes not Ready after {NODE_READY_TIMEOUT:.0f}s: {', '.join(sorted(waiting))}; "
-                           f"see {nodes}/<node>/logs")
-        time.sleep(0.5)
-    say("nodes", f"{topology.nodes} Ready")
-
-
-def _ready_nodes(server: str) -> set[str]:
     from client import ClientConfig, SyncClientset
     from proto import core_pb2
 
+    deadline = time.monotonic() + NODE_READY_TIMEOUT
+    waiting = {m.name for m in topology.machines[1:]}
     cs = SyncClientset(ClientConfig(server=server))
     try:
-        return {n.metadata.name for n in cs.resource(core_pb2.Node).list().items
-                if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)}
+        while waiting:
+            for name in sorted(waiting):
+                component = next(c for c in launch.state.components if c.name == name)
+                if not alive(component):
+                    tail = Path(component.log).read_text(errors="replace").splitlines()[-15:]
+                    raise LabError(f"node {name} stopped while joining; its log ({component.log}) ends:\n"
+                                   + "\n".join(tail))
+            waiting -= {n.metadata.name for n in cs.resource(core_pb2.Node).list().items
+                        if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)}
+            if waiting and time.monotonic() > deadline:
+                raise LabError(f"nodes not Ready after {NODE_READY_TIMEOUT:.0f}s: {', '.join(sorted(waiting))}; "
+                               f"see {nodes}/<node>/logs")
+            time.sleep(0.5)
     finally:
         cs.close()
+    say("nodes", f"{topology.nodes} Ready")
 
 
 KUBE_DNS_IP = "10.96.0.10"

@@ -69,6 +69,7 @@ class ChildSpec:
     argv: list[str]
     health: str          # unix:///... the component's health service
     ready_timeout: float = 60.0
+    dirs: list[Path] = field(default_factory=list)  # made before it starts (it reads them, never creates them)
 
 
 def node_components(cfg: NodeConfig) -> list[ChildSpec]:
@@ -95,7 +96,8 @@ def node_components(cfg: NodeConfig) -> list[ChildSpec]:
                               "--pod-manifest-path", str(cfg.state_dir / "manifests"),
                               *(["--node-ip", cfg.node_ip] if cfg.node_ip else []),
                               "--health-bind-address", cfg.health("kubelet"), "--metrics-bind-address", "",
-                              *cfg.extra.get("kubelet", [])], cfg.health("kubelet")),
+                              *cfg.extra.get("kubelet", [])], cfg.health("kubelet"),
+                  dirs=[cfg.state_dir / "manifests"]),
     ]
     if cfg.proxy_mode != "none":
         specs.append(ChildSpec("proxy", [python, "-m", "proxy", *common, "--hostname-override", cfg.name,
@@ -138,9 +140,8 @@ class Supervisor:
 
     def _spawn(self, child: _Child) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for flag in ("--pod-manifest-path",):  # directories a component reads but does not create
-            if flag in child.spec.argv:
-                Path(child.spec.argv[child.spec.argv.index(flag) + 1]).mkdir(parents=True, exist_ok=True)
+        for directory in child.spec.dirs:
+            directory.mkdir(parents=True, exist_ok=True)
         health = child.spec.health.removeprefix("unix://")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(health)  # a stale socket from a previous run would answer nothing

@@ -15,8 +15,8 @@
 * `node_component_pid(node, component)` finds one of a node's processes
   (the node-death flow stops its kubelet).
 
-`wait_for` is the one polling loop the tests use: it re-evaluates a check
-until it holds or a deadline passes, then fails with what it last saw.
+The tests poll with `tests.support.wait.wait_for`, the suite's one blocking
+polling loop.
 """
 
 from __future__ import annotations
@@ -27,19 +27,19 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 from client import ClientConfig, SyncClientset
 from proto import core_pb2
+from tests.support.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 NODES = 3
-T = TypeVar("T")
 
 #: Lines the suite prints at the end of the run (pytest's terminal summary):
 #: lab start-up times, request distributions.
@@ -49,26 +49,6 @@ FIGURES: list[str] = []
 class LabStartError(RuntimeError):
     pass
 
-
-def wait_for(check: Callable[[], T], what: str, timeout: float = 60.0, interval: float = 0.5) -> T:
-    """Poll `check` until it returns something truthy, and return that;
-    an exception inside `check` counts as "not yet". On timeout, fail
-    naming `what` and the last value or error."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except AssertionError as err:
-            last = err
-        except Exception as err:  # a transient error while the cluster settles
-            last = f"{type(err).__name__}: {err}"
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last saw: {last}")
-        time.sleep(interval)
 
 
 @dataclass

@@ -24,10 +24,11 @@ from collections import Counter
 from collections.abc import Iterator
 
 from proto import core_pb2
+from tests.support.wait import wait_for
 
 from . import _manifests as m
 from ._agent import tally
-from ._lab import FIGURES, Lab, is_ready, wait_for
+from ._lab import FIGURES, Lab, is_ready
 from .conftest import Clients
 
 UNREACHABLE = "node.kubernetes.io/unreachable"

@@ -14,10 +14,11 @@ from __future__ import annotations
 from functools import partial
 
 from proto import core_pb2, discovery_pb2
+from tests.support.wait import wait_for
 
 from . import _manifests as m
 from ._agent import Agent, tally
-from ._lab import FIGURES, Lab, is_ready, wait_for
+from ._lab import FIGURES, Lab, is_ready
 from .conftest import Clients
 
 SAMPLE = 300

@@ -19,10 +19,11 @@ from collections import Counter
 from functools import partial
 
 from proto import apps_pb2
+from tests.support.wait import wait_for
 
 from . import _manifests as m
 from ._agent import Agent, Reply, tally
-from ._lab import FIGURES, Lab, is_ready, wait_for
+from ._lab import FIGURES, Lab, is_ready
 from .conftest import Clients
 
 

@@ -24,10 +24,11 @@ from functools import partial
 import pytest
 
 from proto import core_pb2, discovery_pb2
+from tests.support.wait import wait_for
 
 from . import _manifests as m
 from ._agent import AGENT_PORT, Agent, Reply, tally
-from ._lab import FIGURES, Lab, wait_for
+from ._lab import FIGURES, Lab
 from .conftest import Clients, LabSession
 
 REQUESTS = 300

@@ -13,10 +13,11 @@ from __future__ import annotations
 from functools import partial
 
 from proto import core_pb2
+from tests.support.wait import wait_for
 
 from . import _manifests as m
 from ._agent import Agent, Reply
-from ._lab import Lab, is_ready, wait_for
+from ._lab import Lab, is_ready
 from .conftest import Clients
 
 

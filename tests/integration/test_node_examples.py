@@ -44,7 +44,8 @@ import pytest
 import yaml
 
 from proto import core_pb2, cri_pb2
-from tests.support.lab import NodeLab, wait_for
+from tests.support.lab import NodeLab
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

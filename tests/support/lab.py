@@ -17,9 +17,7 @@ inside it while `kubelab logs` and `kubelab exec` do not exist yet.
 * `crictl_exec(...)` and `sandboxes(...)` ask a node's CRI shim directly,
   on its socket, what `crictl exec` and `crictl pods` ask.
 
-`wait_for` is the one polling loop: it re-evaluates a check until it holds
-or the deadline passes, then fails naming what it waited for and the last
-thing it saw; an exception inside the check counts as "not yet".
+Tests poll with `tests.support.wait.wait_for`.
 """
 
 from __future__ import annotations
@@ -27,11 +25,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import grpc
 
@@ -39,24 +34,7 @@ from client import ClientConfig, SyncClientset
 from proto import core_pb2, cri_pb2, cri_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.5) -> T:
-    """Poll `check` until it returns something truthy, and return that."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except Exception as err:  # AssertionError from the check, or a transient error while the cluster settles
-            last = f"{type(err).__name__}: {err}"
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last saw: {last}")
-        time.sleep(interval)
 
 
 def read_cri_log(path: Path) -> str:
