@@ -1,19 +1,19 @@
-"""The node proxy: container logs, exec and node summaries, streamed from
-the kubelets through the apiserver (the NodeProxy service of
+"""The node proxy: container logs, exec, attach and node summaries,
+streamed from the kubelets through the apiserver (the NodeProxy service of
 proto/api.proto).
 
-kubectl never dials a kubelet: `kubectl logs` and `exec` go to
-kube-apiserver's pods/log and pods/exec subresources and `top` to the node
-proxy, and the apiserver dials the kubelet on the node the pod is bound to.
+kubectl never dials a kubelet: `kubectl logs`, `exec` and `attach` go to
+kube-apiserver's pods/log, pods/exec and pods/attach subresources and `top`
+to the node proxy, and the apiserver dials the kubelet on the node the pod is bound to.
 This does the same, so the CLI needs only its way to the apiserver (in the
 lab, a unix socket on the host), while the apiserver, inside the lab's
 network, reaches every kubelet at its Node's InternalIP and
 `status.daemonEndpoints.kubeletEndpoint.Port` (0, what a kubelet with
 `--port 0` reports, means it serves no API: refused without dialling):
 
-1. authorize like any call: get pods/log, create pods/exec, get
-   nodes/proxy (no in-flight slot for the two streams: they are
-   long-running, like watches);
+1. authorize like any call: get pods/log, create pods/exec and
+   pods/attach, get nodes/proxy (no in-flight slot for the streams: they
+   are long-running, like watches);
 2. read the pod from storage, check the container is one of its own and
    that it is bound to a node, read that Node;
 3. dial the kubelet (an unreachable one fails at once with
@@ -169,6 +169,36 @@ async def _abort(context: grpc.aio.ServicerContext, err: StatusError) -> None:
     await context.abort(err.grpc_code, err.message, trailing_metadata=err.trailing_metadata())
 
 
+async def _through(context: grpc.aio.ServicerContext, call: Any, first: Any, request_iterator: AsyncIterator[Any],
+                   target: str) -> AsyncIterator[cri_pb2.ExecResponse]:
+    """Stream an exec or attach through to the kubelet: `first`, then the
+    client's requests as they come (stdin, resizes, close; the client
+    half-closing ends our side too), and the kubelet's responses back."""
+    await call.write(first)
+
+    async def pump() -> None:
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            async for req in request_iterator:
+                await call.write(req)
+            await call.done_writing()
+
+    writer = asyncio.create_task(pump())
+    try:
+        while True:
+            response = await call.read()
+            if response is _EOF:
+                break
+            yield response
+    except grpc.aio.AioRpcError as err:
+        if err.code() != grpc.StatusCode.CANCELLED:
+            await _abort(context, kubelet_failure(err, target))
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        call.cancel()
+
+
 class NodeProxyServicer(api_pb2_grpc.NodeProxyServicer):
     def __init__(self, handler: Handler, kubelets: KubeletConnections | None = None) -> None:
         self._h = handler
@@ -245,32 +275,26 @@ class NodeProxyServicer(api_pb2_grpc.NodeProxyServicer):
         forwarded = kubelet_pb2.ExecRequest()
         forwarded.CopyFrom(first)
         forwarded.start.namespace = start.namespace or "default"
-        call = stub.Exec()
-        await call.write(forwarded)
+        async for response in _through(context, stub.Exec(), forwarded, request_iterator, target):
+            yield response
 
-        async def pump() -> None:
-            # stdin, resizes and close go down as they come; the client
-            # half-closing ends our side too.
-            with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                async for req in request_iterator:
-                    await call.write(req)
-                await call.done_writing()
-
-        writer = asyncio.create_task(pump())
+    async def Attach(self, request_iterator: AsyncIterator[kubelet_pb2.AttachRequest],
+                     context: grpc.aio.ServicerContext) -> AsyncIterator[cri_pb2.ExecResponse]:
+        first = await anext(aiter(request_iterator), None)
         try:
-            while True:
-                response = await call.read()
-                if response is _EOF:
-                    break
-                yield response
-        except grpc.aio.AioRpcError as err:
-            if err.code() != grpc.StatusCode.CANCELLED:
-                await _abort(context, kubelet_failure(err, target))
-        finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-            call.cancel()
+            if first is None or not first.HasField("start"):
+                raise bad_request("the first request of an attach must be `start`, naming the pod")
+            start = first.start
+            stub, target = await self._pod_kubelet(context, "create", "attach", start.namespace, start.pod,
+                                                   start.container)
+        except StatusError as err:
+            await _abort(context, err)
+            return
+        forwarded = kubelet_pb2.AttachRequest()
+        forwarded.CopyFrom(first)
+        forwarded.start.namespace = start.namespace or "default"
+        async for response in _through(context, stub.Attach(), forwarded, request_iterator, target):
+            yield response
 
     # ------------------------------------------------------------ stats
 

@@ -1,5 +1,6 @@
-"""The node proxy's client: container logs, exec and node summaries
-through the apiserver (the NodeProxy service; see apiserver/_nodeproxy.py).
+"""The node proxy's client: container logs, exec, attach and node
+summaries through the apiserver (the NodeProxy service; see
+apiserver/_nodeproxy.py).
 
     nodes = NodeProxyClient(cs)
     async for chunk in nodes.logs("default", "web-0", follow=True):
@@ -8,6 +9,7 @@ through the apiserver (the NodeProxy service; see apiserver/_nodeproxy.py).
         await session.send(b"echo hi\\n"); await session.close_stdin()
         async for stream, data in session.output(): ...
         session.exit_code
+    async with nodes.attach("default", "shell", stdin=True, tty=True) as session: ...
     summary = await nodes.summary("node-1")
 
 Failures raise api.StatusError with the apiserver's reason, as every other
@@ -33,20 +35,24 @@ _EOF = grpc.aio.EOF  # type: ignore[attr-defined]  # the end of a stream's reads
 
 
 class ExecSession:
-    """One running exec: write stdin, resize the terminal, read the output.
+    """One running exec (or attach): write stdin, resize the terminal, read
+    the output.
 
-    `output()` yields ("stdout" | "stderr", bytes) until the command ends;
-    then `exit_code` holds its exit status."""
+    `output()` yields ("stdout" | "stderr", bytes) until the command (or
+    the attached container) ends; then `exit_code` holds its exit status
+    (None if the stream ended without one: an attach the client left)."""
 
-    def __init__(self, open_call: Callable[[], Any], start: kubelet_pb2.ExecRequest) -> None:
+    def __init__(self, open_call: Callable[[], Any],
+                 start: kubelet_pb2.ExecRequest | kubelet_pb2.AttachRequest) -> None:
         self._open_call = open_call
         self._call: Any = None
         self._start = start
+        self._message = type(start)   # ExecRequest or AttachRequest: the same stdin, resize and close
         self._lock = asyncio.Lock()
         self._closed = False
         self.exit_code: int | None = None
 
-    async def _write(self, request: kubelet_pb2.ExecRequest) -> None:
+    async def _write(self, request: Any) -> None:
         async with self._lock:
             if self._closed:
                 return
@@ -62,14 +68,14 @@ class ExecSession:
 
     async def send(self, data: bytes) -> None:
         if data:
-            await self._write(kubelet_pb2.ExecRequest(stdin=data))
+            await self._write(self._message(stdin=data))
 
     async def resize(self, width: int, height: int) -> None:
-        await self._write(kubelet_pb2.ExecRequest(resize=cri_pb2.TerminalSize(width=width, height=height)))
+        await self._write(self._message(resize=cri_pb2.TerminalSize(width=width, height=height)))
 
     async def close_stdin(self) -> None:
         """End of input: the command reads EOF."""
-        await self._write(kubelet_pb2.ExecRequest(close_stdin=True))
+        await self._write(self._message(close_stdin=True))
 
     async def output(self) -> AsyncIterator[tuple[str, bytes]]:
         try:
@@ -131,6 +137,15 @@ class NodeProxyClient:
             namespace=namespace, pod=pod, container=container, command=list(command), tty=tty, stdin=stdin,
             stdout=stdout, stderr=stderr and not tty))
         return ExecSession(lambda: self._stub.Exec(metadata=self._cs._metadata), start)
+
+    def attach(self, namespace: str, pod: str, container: str = "", *, stdin: bool = False, tty: bool = False,
+               stdout: bool = True, stderr: bool = True) -> ExecSession:
+        """A session attached to the container's own process (use `async
+        with`): its output from now on, its stdin if the spec keeps it open."""
+        start = kubelet_pb2.AttachRequest(start=kubelet_pb2.AttachTarget(
+            namespace=namespace, pod=pod, container=container, tty=tty, stdin=stdin, stdout=stdout,
+            stderr=stderr and not tty))
+        return ExecSession(lambda: self._stub.Attach(metadata=self._cs._metadata), start)
 
     async def summary(self, node: str, namespace: str = "", *, timeout: float | None = None) -> kubelet_pb2.Summary:
         """The node's Summary (node totals and per-pod usage) from its kubelet."""

@@ -112,7 +112,8 @@ class Containers:
             if sb_config.log_directory and config.log_path:
                 log_path = str(Path(sb_config.log_directory) / config.log_path)
             launched = await self.rt.launch(container_id, bundle, spec, layers,
-                                            log_path or str(bundle / "container.log"))
+                                            log_path or str(bundle / "container.log"), stdin=config.stdin,
+                                            stdin_once=config.stdin_once)
         except BaseException:
             self.rt.cleanup_dir(bundle / "rootfs")
             shutil.rmtree(bundle, ignore_errors=True)

@@ -126,8 +126,9 @@ class Runtime:
         return f"{self.options.cgroup_root.rstrip('/')}/{sandbox.cgroup_parent.strip('/')}/{container_id}"
 
     async def launch(self, container_id: str, bundle: Path, spec: dict[str, Any], layers: list[Path],
-                     log_path: str) -> Launched:
-        """Mount the rootfs, write config.json and have a monitor `runc create` it."""
+                     log_path: str, *, stdin: bool = False, stdin_once: bool = False) -> Launched:
+        """Mount the rootfs, write config.json and have a monitor `runc create` it
+        (holding its stdin open for attach with `stdin`)."""
         mount_overlay(layers, bundle / "upper", bundle / "work", bundle / "rootfs")
         (bundle / "config.json").write_text(json.dumps(spec, indent=1))
         cgroup = spec["linux"]["cgroupsPath"]
@@ -141,6 +142,8 @@ class Runtime:
                 "--oom-file", oom_file, "--sync-fd", str(sync_w)]
         if spec["process"].get("terminal"):
             argv.append("--tty")
+        if stdin:
+            argv += ["--stdin", *(["--stdin-once"] if stdin_once else [])]
         with open(bundle / "monitor.log", "ab") as diag:
             proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, stdout=diag,
                                                         stderr=diag, pass_fds=(sync_w,), start_new_session=True,

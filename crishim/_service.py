@@ -3,7 +3,8 @@
 Each handler turns a request into a call on the runtime and its answer into
 a response; a CRIError becomes its status code with the error's message,
 anything else INTERNAL with the exception's text. Handlers are thin on
-purpose: the behaviour lives in _sandboxes, _containers, _exec and _images.
+purpose: the behaviour lives in _sandboxes, _containers, _exec, _attach and
+_images.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from prometheus_client import Counter, Histogram
 from component_base import disk_usage
 from proto import cri_pb2, cri_pb2_grpc
 
-from . import RUNTIME_API_VERSION, RUNTIME_NAME, VERSION, _exec, _stats
+from . import RUNTIME_API_VERSION, RUNTIME_NAME, VERSION, _attach, _exec, _stats
 from ._containers import Containers
 from ._errors import CRIError, InvalidArgument
 from ._images import Credentials, Image
@@ -172,6 +173,14 @@ class RuntimeService(cri_pb2_grpc.RuntimeServiceServicer):
                    context: grpc.aio.ServicerContext) -> AsyncIterator[cri_pb2.ExecResponse]:
         try:
             async for response in _exec.exec_stream(self.rt, request_iterator):
+                yield response
+        except CRIError as err:
+            await context.abort(err.code, str(err))
+
+    async def Attach(self, request_iterator: AsyncIterator[cri_pb2.AttachRequest],
+                     context: grpc.aio.ServicerContext) -> AsyncIterator[cri_pb2.ExecResponse]:
+        try:
+            async for response in _attach.attach_stream(self.rt, request_iterator):
                 yield response
         except CRIError as err:
             await context.abort(err.code, str(err))

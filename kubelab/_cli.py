@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "annotate": ("kubelab._label", "annotate", "Update the annotations on a resource"),
     "api-resources": ("kubelab._info", "api_resources", "Print the supported API resources on the server"),
     "apply": ("kubelab._apply", "apply", "Apply a configuration to a resource by file name or stdin"),
+    "attach": ("kubelab._attach", "attach", "Attach to a running container"),
     "autoscale": ("kubelab._autoscale", "autoscale", "Auto-scale a deployment, replica set, stateful set, or "
                                                      "replication controller"),
     "cluster-info": ("kubelab._info", "cluster_info", "Display cluster information"),

@@ -21,6 +21,7 @@ with a FakeClock steps through minutes of container life without waiting.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import itertools
@@ -102,6 +103,7 @@ class HollowRuntime:
         self.images: dict[str, cri_pb2.Image] = {}
         self.pull_errors: dict[str, str] = {}
         self.pulls: list[str] = []
+        self.attached: list[str] = []      # container ids, in the order attaches began
         self.scripts: dict[tuple[str, str], ContainerScript] = {}
         self.down = False                  # every call fails UNAVAILABLE, like a stopped shim
         self.log_root = log_root
@@ -359,6 +361,32 @@ class HollowRuntime:
         if result.stdout:
             yield cri_pb2.ExecResponse(stdout=result.stdout)
         yield cri_pb2.ExecResponse(exit_code=result.exit_code)
+
+    async def attach(self, requests: AsyncIterator[cri_pb2.AttachRequest]) -> AsyncIterator[cri_pb2.ExecResponse]:
+        """A hollow process prints nothing and reads nothing: the stream
+        stays open, silent, until the container exits, then gives its code."""
+        self._check()
+        first = await anext(requests)
+        rec = self._container(first.start.container_id)
+        if rec.status.state != RUNNING:
+            raise CRIError(grpc.StatusCode.FAILED_PRECONDITION, f"container {rec.status.id} is not running")
+        self.attached.append(rec.status.id)
+        drain = asyncio.ensure_future(self._drain(requests))
+        try:
+            while self._current(rec).state == RUNNING:
+                await self.clock.sleep(0.5)
+        finally:
+            drain.cancel()
+        yield cri_pb2.ExecResponse(exit_code=rec.status.exit_code)
+
+    @staticmethod
+    async def _drain(requests: AsyncIterator[cri_pb2.AttachRequest]) -> None:
+        async for _ in requests:
+            pass
+
+    def _current(self, rec: _Container) -> cri_pb2.ContainerStatus:
+        self._advance(rec)
+        return rec.status
 
     async def list_container_stats(self) -> list[cri_pb2.ContainerStats]:
         self._check()

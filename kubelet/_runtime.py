@@ -18,7 +18,7 @@ its node NotReady and retries on its next sync, never guessing state.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
@@ -79,6 +79,8 @@ class Runtime(Protocol):
     async def exec_sync(self, container_id: str, cmd: list[str], timeout: int) -> cri_pb2.ExecSyncResponse: ...
 
     def exec(self, requests: AsyncIterator[cri_pb2.ExecRequest]) -> AsyncIterator[cri_pb2.ExecResponse]: ...
+
+    def attach(self, requests: AsyncIterator[cri_pb2.AttachRequest]) -> AsyncIterator[cri_pb2.ExecResponse]: ...
 
     async def list_container_stats(self) -> list[cri_pb2.ContainerStats]: ...
 
@@ -187,8 +189,14 @@ class RemoteRuntime:
         req = cri_pb2.ExecSyncRequest(container_id=container_id, cmd=cmd, timeout=timeout)
         return await self._call(self._rt.ExecSync, req, (timeout or 3600) + self._timeout)  # type: ignore[return-value]
 
-    async def exec(self, requests: AsyncIterator[cri_pb2.ExecRequest]) -> AsyncIterator[cri_pb2.ExecResponse]:
-        call = self._rt.Exec(requests)
+    def exec(self, requests: AsyncIterator[cri_pb2.ExecRequest]) -> AsyncIterator[cri_pb2.ExecResponse]:
+        return self._stream(self._rt.Exec(requests))
+
+    def attach(self, requests: AsyncIterator[cri_pb2.AttachRequest]) -> AsyncIterator[cri_pb2.ExecResponse]:
+        return self._stream(self._rt.Attach(requests))
+
+    @staticmethod
+    async def _stream(call: Any) -> AsyncIterator[cri_pb2.ExecResponse]:
         try:
             async for response in call:
                 yield response

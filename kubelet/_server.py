@@ -7,7 +7,9 @@ and the stats summary (proto/kubelet.proto).
   (kubelet/_logs.py).
 * Exec resolves the running container and proxies the stream to the
   runtime's Exec: stdin, resizes and close go down, output and the exit
-  code come back.
+  code come back. Attach does the same with the runtime's Attach, for the
+  container's own process; stdin only where the spec keeps it open
+  (`stdin: true`), the terminal as the spec has it (`tty`).
 * GetSummary groups the runtime's ListContainerStats by pod, and adds the
   node's totals and filesystem.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -131,6 +134,25 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
 
     # ------------------------------------------------------------ exec
 
+    async def _running(self, namespace: str, pod_name: str, container: str) -> tuple[core_pb2.Pod, str,
+                                                                                     RuntimeContainer]:
+        pod = self._pod(namespace, pod_name)
+        name, init = self._container_name(pod, container)
+        rc = await self._instance(pod, name, init, False)
+        if not rc.running:
+            raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
+                         f'container "{name}" in pod "{pod.metadata.name}" is not running')
+        return pod, name, rc
+
+    async def _proxy(self, context: grpc.aio.ServicerContext, what: str,
+                     responses: AsyncIterator[cri_pb2.ExecResponse]) -> AsyncIterator[cri_pb2.ExecResponse]:
+        try:
+            async for response in responses:
+                yield response
+        except CRIError as err:
+            code = err.code if err.code != grpc.StatusCode.UNKNOWN else grpc.StatusCode.UNAVAILABLE
+            await context.abort(code, f"{what}: {err.message}")
+
     async def Exec(self, request_iterator: AsyncIterator[kubelet_pb2.ExecRequest],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[cri_pb2.ExecResponse]:
         first = await anext(aiter(request_iterator), None)
@@ -141,36 +163,43 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
         try:
             if not target.command:
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "command: Required value")
-            pod = self._pod(target.namespace, target.pod)
-            name, init = self._container_name(pod, target.container)
-            rc = await self._instance(pod, name, init, False)
-            if not rc.running:
-                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
-                             f'container "{name}" in pod "{pod.metadata.name}" is not running')
+            pod, name, rc = await self._running(target.namespace, target.pod, target.container)
         except _Abort as err:
             await context.abort(err.code, err.message)
             return
         start = cri_pb2.ExecStart(container_id=rc.id, cmd=list(target.command), tty=target.tty, stdin=target.stdin,
                                   stdout=target.stdout or not (target.stdout or target.stderr),
                                   stderr=target.stderr and not target.tty)
+        requests = _downstream(cri_pb2.ExecRequest(start=start), request_iterator, cri_pb2.ExecRequest)
+        async for response in self._proxy(context, f"exec in {pod.metadata.name}/{name}",
+                                          self.kubelet.runtime.exec(requests)):
+            yield response
 
-        async def requests() -> AsyncIterator[cri_pb2.ExecRequest]:
-            yield cri_pb2.ExecRequest(start=start)
-            async for req in request_iterator:
-                kind = req.WhichOneof("message")
-                if kind == "stdin":
-                    yield cri_pb2.ExecRequest(stdin=req.stdin)
-                elif kind == "resize":
-                    yield cri_pb2.ExecRequest(resize=req.resize)
-                elif kind == "close_stdin":
-                    yield cri_pb2.ExecRequest(close_stdin=True)
-
+    async def Attach(self, request_iterator: AsyncIterator[kubelet_pb2.AttachRequest],
+                     context: grpc.aio.ServicerContext) -> AsyncIterator[cri_pb2.ExecResponse]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.HasField("start"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request must be `start`")
+            return
+        target = first.start
         try:
-            async for response in self.kubelet.runtime.exec(requests()):
-                yield response
-        except CRIError as err:
-            code = err.code if err.code != grpc.StatusCode.UNKNOWN else grpc.StatusCode.UNAVAILABLE
-            await context.abort(code, f"exec in {pod.metadata.name}/{name}: {err.message}")
+            pod, name, rc = await self._running(target.namespace, target.pod, target.container)
+            spec = next(c for c in [*pod.spec.containers, *pod.spec.initContainers] if c.name == name)
+            if target.stdin and not spec.stdin:
+                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
+                             f'container "{name}" in pod "{pod.metadata.name}" does not keep stdin open (its spec '
+                             "has no stdin: true): cannot attach to its stdin")
+        except _Abort as err:
+            await context.abort(err.code, err.message)
+            return
+        # The terminal is the container's: a tty container's output is one stream.
+        start = cri_pb2.AttachStart(container_id=rc.id, tty=spec.tty, stdin=target.stdin,
+                                    stdout=target.stdout or not (target.stdout or target.stderr),
+                                    stderr=target.stderr and not spec.tty)
+        requests = _downstream(cri_pb2.AttachRequest(start=start), request_iterator, cri_pb2.AttachRequest)
+        async for response in self._proxy(context, f"attach to {pod.metadata.name}/{name}",
+                                          self.kubelet.runtime.attach(requests)):
+            yield response
 
     # ------------------------------------------------------------ stats
 
@@ -227,6 +256,16 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
         except (OSError, CRIError) as err:
             log.debug("node stats: %s", err)
         return summary
+
+
+async def _downstream(first: Any, upstream: AsyncIterator[Any], message: type[Any]) -> AsyncIterator[Any]:
+    """The runtime's requests: `first`, then the client's stdin, resizes and
+    close (the same fields in the kubelet's and the runtime's messages)."""
+    yield first
+    async for req in upstream:
+        kind = req.WhichOneof("message")
+        if kind in ("stdin", "resize", "close_stdin"):
+            yield message(**{kind: getattr(req, kind)})
 
 
 class KubeletServer:

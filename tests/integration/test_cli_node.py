@@ -8,9 +8,12 @@ as in the lab. The kubelet reaches the apiserver through its unix socket.
 Covered: logs (whole, --tail, --timestamps, --previous after a restart,
 a workload's pod, follow ending when the container stops), exec (stdin,
 separate stdout/stderr, the command's exit code as kubelab's, the default
-container, refused forms), top pods/nodes with figures above zero (and
+container, refused forms), attach (stdin to a container that keeps it
+open, output only, refusals), top pods/nodes with figures above zero (and
 the HPA's KubeletMetricsSource on the same summaries), and run creating
-the Pod kubectl would, which then runs on the node.
+the Pod kubectl would, which then runs on the node - or, attached (-i,
+-it on a terminal, --rm), the container's own process talking to this
+one, its exit code as kubelab's and the pod deleted afterwards.
 
 Everything made (namespace, veth, containers, mounts, cgroups, files, Node
 and Lease) is removed afterwards, whatever happens.
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import termios
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -56,6 +60,8 @@ COUNTER = ("n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/
            "echo line-b; echo line-c; if [ $n -lt 2 ]; then exit 1; fi; " + SLEEP)
 BUSY = "x=$(head -c 20000000 /dev/zero | tr '\\000' a); trap 'exit 0' TERM; while true; do :; done"
 WAITER = "echo waiting; while [ ! -f /tmp/stop ]; do sleep 1; done; echo stopped"
+ECHOER = 'echo started; while read l; do [ "$l" = quit ] && exit 0; echo "echo $l"; done; echo eof'
+TICKER = "trap 'exit 0' TERM; while true; do echo tick; sleep 0.3; done"
 
 
 @dataclass
@@ -135,6 +141,9 @@ def node(apiserver: APIServerProcess, apiserver_socket: str) -> Iterator[Node]:
             pods.create(pod("busy", name, [container("busy", BUSY, resources={
                 "limits": {"cpu": "100m", "memory": "128Mi"}})]))
             pods.create(pod("shell", name, [container("main", SLEEP), container("side", SLEEP)]))
+            pods.create(pod("echoer", name, [container("echoer", ECHOER, stdin=True)]))
+            pods.create(pod("ticker", name, [container("ticker", TICKER)]))
+            pods.create(pod("done", name, [container("done", "true")], restartPolicy="Never"))
             yield Node(name, node_ip, namespace, apiserver.target, cs)
         finally:
             _teardown(cs, namespace, name, kubelet)
@@ -359,7 +368,90 @@ def test_run_creates_the_pod_kubectl_would_and_it_runs(node: Node) -> None:
     eventually(lambda: node.pod("hello").status.phase == "Succeeded", "pod hello Succeeded")
     assert node.cli("logs", "hello").stdout == "hi from hello\n"
 
-    attached = node.cli("run", "shell-2", f"--image={BUSYBOX}", "-it", "--rm", "--", "sh")
-    assert attached.exit_code == 1 and "attach is not supported yet" in attached.output
-    with pytest.raises(StatusError):
-        node.pod("shell-2")  # nothing was created
+
+def bind_when_created(node: Node, name: str) -> threading.Thread:
+    """Bind pod `name` to the node once it exists, as the scheduler would
+    (none runs here), from a thread: `run -i` waits for its pod to run."""
+    def bind() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                node.cs.run(node.cs.clientset.resource(core_pb2.Pod, node.namespace).bind(name, node.name))
+                return
+            except StatusError:
+                time.sleep(0.1)
+    thread = threading.Thread(target=bind, daemon=True)
+    thread.start()
+    return thread
+
+
+def gone(node: Node, name: str) -> bool:
+    try:
+        node.pod(name)
+    except StatusError as err:
+        return err.reason == "NotFound"
+    return False
+
+
+def test_run_attached_passes_stdin_returns_the_exit_code_and_removes_the_pod(node: Node) -> None:
+    bind_when_created(node, "once")
+    done = run_process(node.target, "-n", node.namespace, "run", "once", f"--image={BUSYBOX}",
+                       "--image-pull-policy", "Never", "--restart", "Never", "-i", "--rm", "--",
+                       "sh", "-c", 'read a; echo "got $a"; if read b; then echo "more $b"; fi; echo oops >&2; exit 3',
+                       input="hello\n", timeout=120)
+    # The container's stdin ended with ours (stdinOnce): its second read saw EOF.
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == 'got hello\npod "once" deleted\n'
+    assert "oops\n" in done.stderr and f"pod {node.namespace}/once terminated (Error)" in done.stderr
+    eventually(lambda: gone(node, "once"), "pod once deleted")
+
+
+def test_run_it_gives_the_container_this_terminal(node: Node) -> None:
+    bind_when_created(node, "term")
+    master, slave = pty.openpty()
+    _set_size(slave, 33, 101)
+    shell = subprocess.Popen([str(SCRIPT), "--server", node.target, "-n", node.namespace, "run", "term",
+                              f"--image={BUSYBOX}", "--image-pull-policy", "Never", "--restart", "Never", "-it",
+                              "--rm", "--", "sh"], stdin=slave, stdout=slave, stderr=slave, cwd=REPO)
+    os.close(slave)
+    seen = bytearray()
+    try:
+        _read_until(master, "If you don't see a command prompt, try pressing enter.", seen)
+        # The size goes before any input: the container's terminal has it at once.
+        os.write(master, b"stty size; tty; exit 4\n")
+        _read_until(master, f"pod {node.namespace}/term terminated (Error)", seen)  # after the pod's deletion
+        assert shell.wait(timeout=60) == 4  # the timeout only stops a hung test
+    finally:
+        shell.kill()
+        shell.wait()
+        os.close(master)
+    assert b"33 101" in seen and b"/dev/pts/0" in seen and b'pod "term" deleted' in seen
+    eventually(lambda: gone(node, "term"), "pod term deleted")
+
+
+def test_attach_reaches_the_containers_own_process(node: Node) -> None:
+    eventually(lambda: running(node.pod("echoer")), "pod echoer running")
+    talked = run_process(node.target, "-n", node.namespace, "attach", "-i", "echoer", input="one\ntwo\nquit\n")
+    # Not stdinOnce: our EOF leaves its stdin open; "quit" ends the process and the session.
+    assert talked.returncode == 0, talked.stderr
+    assert talked.stdout == "echo one\necho two\n"
+    eventually(lambda: running(node.pod("echoer")) and node.pod("echoer").status.containerStatuses[0].restartCount == 1,
+               "echoer restarted")
+
+    eventually(lambda: running(node.pod("ticker")), "pod ticker running")
+    watching = subprocess.Popen([str(SCRIPT), "--server", node.target, "-n", node.namespace, "attach", "ticker"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert watching.stdout is not None
+        assert [watching.stdout.readline(), watching.stdout.readline()] == ["tick\n", "tick\n"]
+    finally:
+        watching.kill()
+        watching.wait()
+
+    no_stdin = node.cli("attach", "-i", "shell", "-c", "main")
+    assert no_stdin.exit_code == 1
+    assert 'container "main" in pod "shell" does not keep stdin open' in no_stdin.output
+    eventually(lambda: node.pod("done").status.phase == "Succeeded", "pod done Succeeded")
+    completed = node.cli("attach", "done")
+    assert completed.exit_code == 1
+    assert "cannot attach a container in a completed pod; current phase is Succeeded" in completed.output

@@ -1,6 +1,7 @@
 """The CRI shim survives its own death: after `kill -9` and a restart it
 recovers its sandboxes and containers from disk and runc, the running
-container kept running (and logging) meanwhile, and its later exit is
+container kept running (and logging) meanwhile, an attach made after the
+restart reaches it through its monitor, and its later exit is
 reported with its exit code."""
 
 from __future__ import annotations
@@ -13,9 +14,23 @@ from pathlib import Path
 import pytest
 
 from proto import cri_pb2
-from tests.support.crishim import Shim, container_config, require_tools, sandbox_config, scratch_netns, wait_for
+from tests.support.crishim import (
+    Attached,
+    Shim,
+    container_config,
+    require_tools,
+    sandbox_config,
+    scratch_netns,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(require_tools() is not None, reason=str(require_tools()))]
+
+
+def sockets(pid: int) -> int:
+    """How many sockets process `pid` holds."""
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:")) if fds.exists() else 0
 
 
 def test_kill_9_and_restart_keeps_containers_and_reports_their_exit() -> None:
@@ -45,6 +60,10 @@ def test_kill_9_and_restart_keeps_containers_and_reports_their_exit() -> None:
             listed = shim.runtime.ListContainers(cri_pb2.ListContainersRequest()).containers
             assert [(c.id, c.state) for c in listed] == [(cid, cri_pb2.CONTAINER_RUNNING)]
 
+            # Its monitor outlived the shim too: an attach made now gets the rest of its output and its end.
+            monitor = json.loads((shim.root / "containers" / cid / "container.json").read_text())["monitor_pid"]
+            attached = Attached(shim, cid)
+            wait_for(lambda: sockets(monitor) >= 2, "the monitor to take the attach (its listener and the client)")
             reply = shim.runtime.ExecSync(cri_pb2.ExecSyncRequest(container_id=cid, cmd=["touch", "/tmp/stop"]))
             assert reply.exit_code == 0
             wait_for(lambda: shim.runtime.ContainerStatus(cri_pb2.ContainerStatusRequest(
@@ -54,6 +73,8 @@ def test_kill_9_and_restart_keeps_containers_and_reports_their_exit() -> None:
             assert st.started_at <= st.finished_at
             lines = [line.split(" ", 3)[3] for line in Path(st.log_path).read_text().splitlines()]
             assert lines == ["before", "after"]
+            wait_for(attached.ended, "the attach to end with the container")
+            assert (bytes(attached.stdout), attached.exit_codes, attached.error) == (b"after\n", [42], None)
 
             shim.runtime.StopPodSandbox(cri_pb2.StopPodSandboxRequest(pod_sandbox_id=sandbox_id))
             assert not (shim.root / "cni" / "networks" / "kubelab" / ip).exists()

@@ -147,6 +147,10 @@ async def test_calls_are_authorized_as_subresources(client: Clientset, namespace
             [x async for x in session.output()]
     assert err.value.reason == "Forbidden" and 'cannot create resource "pods/exec"' in err.value.message
     with pytest.raises(StatusError) as err:
+        async with proxy.attach(namespace, "web") as session:
+            [x async for x in session.output()]
+    assert err.value.reason == "Forbidden" and 'cannot create resource "pods/attach"' in err.value.message
+    with pytest.raises(StatusError) as err:
         await proxy.summary(node)
     assert err.value.reason == "Forbidden" and 'cannot get resource "nodes/proxy"' in err.value.message
 

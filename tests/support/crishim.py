@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,6 +189,54 @@ class Shim:
                 with contextlib.suppress(OSError):
                     top.rmdir()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+class Attached:
+    """One Attach call driven from the test: requests through a queue,
+    responses collected by a thread."""
+
+    def __init__(self, shim: Shim, cid: str, *, stdin: bool = False, tty: bool = False) -> None:
+        self.requests: queue.Queue[cri_pb2.AttachRequest | None] = queue.Queue()
+        self.requests.put(cri_pb2.AttachRequest(start=cri_pb2.AttachStart(
+            container_id=cid, stdin=stdin, tty=tty, stdout=True, stderr=True)))
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.exit_codes: list[int] = []
+        self.error: grpc.RpcError | None = None
+        self.call = shim.runtime.Attach(iter(self.requests.get, None))
+        self.thread = threading.Thread(target=self._collect, daemon=True)
+        self.thread.start()
+
+    def _collect(self) -> None:
+        try:
+            for response in self.call:
+                kind = response.WhichOneof("message")
+                if kind == "stdout":
+                    self.stdout += response.stdout
+                elif kind == "stderr":
+                    self.stderr += response.stderr
+                else:
+                    self.exit_codes.append(response.exit_code)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.CANCELLED:   # a detach
+                self.error = err
+
+    def send(self, data: bytes) -> None:
+        self.requests.put(cri_pb2.AttachRequest(stdin=data))
+
+    def resize(self, width: int, height: int) -> None:
+        self.requests.put(cri_pb2.AttachRequest(resize=cri_pb2.TerminalSize(width=width, height=height)))
+
+    def close_stdin(self) -> None:
+        self.requests.put(cri_pb2.AttachRequest(close_stdin=True))
+
+    def detach(self) -> None:
+        self.call.cancel()
+        self.requests.put(None)
+        self.thread.join(10)
+
+    def ended(self) -> bool:
+        return not self.thread.is_alive()
 
 
 def sandbox_config(name: str, log_dir: Path, **kwargs: object) -> cri_pb2.PodSandboxConfig:

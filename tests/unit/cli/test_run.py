@@ -1,6 +1,7 @@
-"""`kubelab run`: the Pod built from the flags is the one kubectl builds,
-bad flags are refused naming the rule, and attaching (-i, -t, --attach,
---rm) is refused before anything is sent to a server."""
+"""`kubelab run`: the Pod built from the flags is the one kubectl builds
+(stdin, stdinOnce and tty for an attached one), bad flag combinations are
+refused naming the rule before anything is sent to a server, and a
+completed pod's phase and exit code become kubectl run's exit status."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 
 from api import to_dict
 from kubelab._cli import cli
-from kubelab._run import build_pod, parse_env, parse_pairs
+from kubelab._run import build_pod, exit_code, parse_env, parse_pairs
 from kubelab._session import CLIError
 
 
@@ -56,18 +57,49 @@ def test_pairs_and_env_parsing() -> None:
     assert parse_env(["DNS_DOMAIN=cluster", "x.y-z=1"]) == [("DNS_DOMAIN", "cluster"), ("x.y-z", "1")]
 
 
+def test_attached_pods_keep_stdin_open_once_and_get_a_tty() -> None:
+    [c] = build_pod("shell", "busybox", stdin=True, stdin_once=True, tty=True).spec.containers
+    assert (c.stdin, c.stdinOnce, c.tty) == (True, True, True)
+    [c] = build_pod("shell", "busybox", stdin=True).spec.containers    # --leave-stdin-open
+    assert (c.stdin, c.stdinOnce, c.tty) == (True, False, False)
+    assert "stdin" not in to_dict(build_pod("web", "nginx"))["spec"]["containers"][0]
+
+
 @pytest.mark.parametrize(("args", "message"), [
-    (["-it"], "attach is not supported yet"),
-    (["--attach"], "attach is not supported yet"),
-    (["-i", "--rm"], "attach is not supported yet"),
+    (["-t"], "-i/--stdin is required for containers with -t/--tty=true"),
     (["--rm"], "--rm should only be used for attached containers"),
+    (["-i", "--rm", "--no-attach"], "--rm should only be used for attached containers"),
+    (["-i", "--dry-run=client"], "--dry-run=[server|client] can't be used with attached containers options"),
     ([], 'required flag(s) "image" not set'),
 ])
-def test_attach_and_missing_image_fail_before_any_server_is_asked(args: list[str], message: str) -> None:
+def test_bad_combinations_fail_before_any_server_is_asked(args: list[str], message: str) -> None:
     image = ["--image", "busybox"] if args else []
     # No server listens there: failing first proves nothing was sent.
     result = CliRunner().invoke(cli, ["--server", "127.0.0.1:1", "run", "shell", *image, *args, "--", "sh"])
     assert result.exit_code == 1 and message in result.output, result.output
+
+
+def _completed(phase: str, code: int | None = None, reason: str = "", message: str = "") -> object:
+    from proto import core_pb2
+    pod = core_pb2.Pod()
+    pod.metadata.name, pod.metadata.namespace, pod.status.phase = "once", "default", phase
+    if code is not None:
+        status = pod.status.containerStatuses.add(name="once")
+        status.state.terminated.exitCode, status.state.terminated.reason = code, reason
+        status.state.terminated.message = message
+    return pod
+
+
+def test_the_exit_code_is_the_containers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_code(_completed("Succeeded", 0)) == 0
+    assert exit_code(_completed("Failed", 3, "Error")) == 3
+    assert capsys.readouterr().err == "pod default/once terminated (Error)\n"
+    assert exit_code(_completed("Failed", 137, "OOMKilled", "killed")) == 137
+    assert capsys.readouterr().err == "pod default/once terminated (OOMKilled)\nkilled\n"
+    with pytest.raises(CLIError, match="pod default/once failed with unknown exit code"):
+        exit_code(_completed("Failed"))
+    with pytest.raises(CLIError, match="pod default/once left in phase Running"):
+        exit_code(_completed("Running"))
 
 
 def test_client_dry_run_prints_the_pod() -> None:

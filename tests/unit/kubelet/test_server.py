@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -16,6 +17,7 @@ import pytest
 from kubelet._logs import LogOptions, parse_line, read_log
 from kubelet._server import KubeletServer
 from proto import kubelet_pb2, kubelet_pb2_grpc
+from tests.support.wait import eventually
 from tests.unit.kubelet._harness import HollowNode, container, make_pod
 
 
@@ -114,6 +116,37 @@ async def test_exec_is_proxied_to_the_runtime(served: tuple[HollowNode, kubelet_
     responses = [r async for r in stub.Exec(requests())]
     assert responses[0].stdout == b"bin\netc\n"
     assert responses[-1].WhichOneof("message") == "exit_code" and responses[-1].exit_code == 3
+
+
+async def test_attach_is_proxied_to_the_runtime_and_checks_the_spec(
+        served: tuple[HollowNode, kubelet_pb2_grpc.KubeletStub]) -> None:
+    node, stub = served
+    await node.create(make_pod("p", container("app", stdin=True), container("plain")))
+    await node.advance(1)
+
+    def attach(name: str, stdin: bool) -> AsyncIterator[kubelet_pb2.AttachRequest]:
+        async def requests() -> AsyncIterator[kubelet_pb2.AttachRequest]:
+            yield kubelet_pb2.AttachRequest(start=kubelet_pb2.AttachTarget(namespace="ns", pod="p", container=name,
+                                                                            stdin=stdin, stdout=True))
+            yield kubelet_pb2.AttachRequest(stdin=b"dropped by a hollow process\n")
+        return requests()
+
+    app = next(c.id for c in node.runtime.running("p") if c.metadata.name == "app")
+    call = asyncio.ensure_future(_collect(stub.Attach(attach("app", True))))
+    await eventually(lambda: app in node.runtime.attached, "the runtime's attach to begin", interval=0.01)
+    node.runtime.kill(app, 7)   # the hollow process ends: so does the stream
+    await node.advance(1)
+    responses = await call
+    assert [(r.WhichOneof("message"), r.exit_code) for r in responses] == [("exit_code", 7)]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        [r async for r in stub.Attach(attach("plain", True))]
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.value.details() == ('container "plain" in pod "p" does not keep stdin open (its spec has no stdin: '
+                                   "true): cannot attach to its stdin")
+
+
+async def _collect(call: Any) -> list[Any]:
+    return [r async for r in call]
 
 
 async def test_summary_groups_container_stats_by_pod(
