@@ -212,6 +212,8 @@ class RuntimeService(cri_pb2_grpc.RuntimeServiceServicer):
             out.append(_stats.to_proto(attrs, sample, older if recent and older is not None else newer, layer))
             if not recent:
                 self._samples[rec.id] = (newer, sample)
+        for gone in self._samples.keys() - self.rt.store.containers.keys():   # removed containers
+            del self._samples[gone]
         return out
 
     @handler

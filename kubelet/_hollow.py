@@ -102,6 +102,7 @@ class HollowRuntime:
         self.containers: dict[str, _Container] = {}
         self.images: dict[str, cri_pb2.Image] = {}
         self.pull_errors: dict[str, str] = {}
+        self.pull_seconds: dict[str, float] = {}   # how long a pull of an image takes (on the clock)
         self.pulls: list[str] = []
         self.attached: list[str] = []      # container ids, in the order attaches began
         self.scripts: dict[tuple[str, str], ContainerScript] = {}
@@ -423,6 +424,9 @@ class HollowRuntime:
     async def pull_image(self, image: str, sandbox_config: cri_pb2.PodSandboxConfig | None = None) -> str:
         self._check()
         self.pulls.append(image)
+        seconds = self.pull_seconds.get(image) or self.pull_seconds.get(_normalize(image))
+        if seconds:
+            await self.clock.sleep(seconds)
         error = self.pull_errors.get(image) or self.pull_errors.get(_normalize(image))
         if error:
             raise CRIError(grpc.StatusCode.UNAVAILABLE, error)

@@ -15,7 +15,8 @@ pod:
   period (preStop, SIGTERM, SIGKILL), write the final status, then delete
   the API object with grace 0 (an evicted pod stays, Failed);
 * finished (Succeeded/Failed): make sure nothing runs, report, stop;
-* otherwise: PodRuntimeManager.sync_pod, then the status.
+* otherwise: the status as it stands, PodRuntimeManager.sync_pod, then
+  the status again.
 
 The PLEG relist (every second) lists the runtime and wakes the worker of
 every pod whose containers or sandboxes changed state, which is how an
@@ -192,6 +193,10 @@ class Kubelet:
             self.probes.remove_pod(uid)
             return None
         self.probes.add_pod(pod)
+        # The status as it stands goes first (as the kubelet's syncPod sets
+        # it before the runtime's SyncPod): a pod whose image takes minutes
+        # to pull shows ContainerCreating meanwhile, not a bare Pending.
+        await self._report(rec, rp)
         try:
             delay = await self.pods.sync_pod(rec, rp)
         finally:

@@ -81,6 +81,18 @@ async def test_pull_policies() -> None:
         assert any("Successfully pulled" in m for m in pulled)
 
 
+async def test_a_long_pull_shows_container_creating_meanwhile() -> None:
+    async with HollowNode() as node:
+        node.runtime.pull_seconds["registry.local/big:1"] = 60
+        await node.create(make_pod("p", container("c", image="registry.local/big:1")))
+        await node.advance(5)
+        pod = node.pod("p")
+        assert pod is not None and pod.status.phase == "Pending" and pod.status.startTime
+        assert node.container_status("p", "c").state.waiting.reason == "ContainerCreating"
+        await node.advance(60)
+        assert node.container_status("p", "c").state.HasField("running")
+
+
 async def test_pull_failure_is_err_image_pull_then_image_pull_backoff() -> None:
     async with HollowNode() as node:
         node.runtime.pull_errors["registry.local/app:1"] = "manifest unknown"
