@@ -8,8 +8,10 @@ image is on every node (the SLI excludes image pulls), then creates 100
 pods (one pause container each) 10 at a time and measures, per pod, from
 its create call to the watch event that shows it Running and Ready. It
 reports p50/p90/p99 against the targets (p50 <= 1 s, p99 <= 2.5 s;
-Kubernetes' SLO is p99 <= 5 s), then the RSS of each node's kubelet and
-shim once they run ~33 pods each, and tears the lab down.
+Kubernetes' SLO is p99 <= 5 s), the RSS of each node's kubelet and shim
+once they run ~33 pods each, and where the CPU went meanwhile (by
+component, with the runc and CNI runs each process started), and tears
+the lab down.
 
     python -m bench.podstartup               # 100 pods on 3 nodes
     python -m bench.podstartup --pods 30     # a smaller run
@@ -74,8 +76,8 @@ async def wait_all(pods: ResourceClient[core_pb2.Pod], names: set[str], rv: str,
             await asyncio.sleep(0.2)
 
 
-async def measure(server: str, nodes: list[str], count: int, qps: float,
-                  progress: Console) -> tuple[list[float], int]:
+async def measure(server: str, nodes: list[str], count: int, qps: float, progress: Console,
+                  mine: bytes) -> tuple[list[float], int, dict[str, float], float]:
     cs = Clientset.connect(ClientConfig(server=server))
     try:
         await cs.resource(core_pb2.Namespace).create(core_pb2.Namespace(metadata={"name": NAMESPACE}))
@@ -93,6 +95,7 @@ async def measure(server: str, nodes: list[str], count: int, qps: float,
         rv = (await pods.list(limit=1)).resource_version
         seen = {}
         watcher = asyncio.create_task(wait_all(pods, names, rv, seen, 600))
+        cpu_before, wall_before = cpu_seconds(mine), time.monotonic()
         sent: dict[str, float] = {}
         queue = iter(sorted(names))
 
@@ -111,10 +114,55 @@ async def measure(server: str, nodes: list[str], count: int, qps: float,
             await asyncio.gather(*(creator() for _ in range(10)))
         progress.log(f"{count} pods created; waiting for Running and Ready")
         await watcher
+        cpu = cpu_used(cpu_before, cpu_seconds(mine))
         latencies = sorted(seen[n] - sent[n] for n in seen)
-        return latencies, count - len(seen)
+        return latencies, count - len(seen), cpu, time.monotonic() - wall_before
     finally:
         await cs.close()
+
+
+# Where the CPU goes: each lab process by its command line. A process's
+# figure includes the children it reaped: the shim's runc, CNI plugin and
+# skopeo runs, each monitor's `runc create`.
+COMPONENTS = {
+    "etcd": b"etcd\0",
+    "apiserver": b"-m\0apiserver\0",
+    "scheduler": b"-m\0scheduler\0",
+    "controller-manager": b"-m\0controller_manager\0",
+    "kubelets": b"-m\0kubelet\0",
+    "shims (with runc and CNI runs)": b"-m\0crishim\0",
+    "container monitors (with runc create)": b"crishim/_monitor.py",
+    "proxies": b"-m\0proxy\0",
+    "pod network agents": b"-m\0podnetwork\0",
+}
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(mine: bytes) -> dict[str, dict[int, float]]:
+    """CPU seconds so far (user + system, own and reaped children's) of
+    this lab's processes, by component, by pid."""
+    out: dict[str, dict[int, float]] = {name: {} for name in COMPONENTS}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            if mine not in cmdline:
+                continue
+            for name, pattern in COMPONENTS.items():
+                if pattern in cmdline:
+                    fields = (proc / "stat").read_text().rpartition(")")[2].split()
+                    out[name][int(proc.name)] = sum(int(f) for f in fields[11:15]) / TICKS
+                    break
+        except OSError:
+            continue
+    return out
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds each component spent between two snapshots (a process
+    that started in between counts whole)."""
+    return {name: sum(t - before[name].get(pid, 0.0) for pid, t in after[name].items()) for name in after}
 
 
 def rss_mb(pattern: bytes, also: bytes) -> list[float]:
@@ -152,8 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  progress=lambda c, m: progress.log(f"{c:<18} {m}"))
         up_seconds = time.monotonic() - started
         nodes = [f"{prefix}-node-{i + 1}" for i in range(args.nodes)]
-        latencies, missing = asyncio.run(measure(lab.server, nodes, args.pods, args.qps, progress))
         mine = str(state).encode()  # this lab's processes name its state directory
+        latencies, missing, cpu, wall = asyncio.run(measure(lab.server, nodes, args.pods, args.qps, progress, mine))
         kubelets = rss_mb(b"-m\0kubelet\0", mine) or [math.nan]
         shims = rss_mb(b"-m\0crishim\0", mine) or [math.nan]
         monitors = rss_mb(b"crishim/_monitor.py", mine) or [math.nan]
@@ -178,6 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     table.add_row(f"container monitors ({len(monitors)})", f"{sum(monitors):.0f} MB in all", "")
     out = Console(width=None if sys.stdout.isatty() else 140)
     out.print(table)
+    spent = Table(title=f"where the CPU went: from the first create to the last pod Ready ({wall:.1f} s wall, "
+                        f"{os.cpu_count()} cores)")
+    for col in ("component", "CPU s", "share", "ms per pod"):
+        spent.add_column(col, justify="right")
+    total = sum(cpu.values()) or math.nan
+    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        spent.add_row(name, f"{seconds:.1f}", f"{seconds / total:.0%}", f"{seconds * 1000 / args.pods:.0f}")
+    spent.add_row("all", f"{total:.1f}", f"{total / (wall * (os.cpu_count() or 1)):.0%} of the machine",
+                  f"{total * 1000 / args.pods:.0f}")
+    out.print(spent)
     one, five, fifteen = load
     out.print("startup: from the create call to the watch event showing the pod Running and Ready; the pause image "
               f"was already on every node (the SLI excludes pulls). Load average before: {one:.2f} {five:.2f} "
