@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -259,41 +259,38 @@ class NodeProxyServicer(api_pb2_grpc.NodeProxyServicer):
 
     async def Exec(self, request_iterator: AsyncIterator[kubelet_pb2.ExecRequest],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[cri_pb2.ExecResponse]:
-        first = await anext(aiter(request_iterator), None)
-        try:
-            if first is None or not first.HasField("start"):
-                raise bad_request("the first request of an exec must be `start`, naming the pod and command")
-            start = first.start
+        def check(start: kubelet_pb2.ExecTarget) -> None:
             if not start.command:
                 raise bad_request("command: Required value: you must specify at least one command for the "
                                   "container")
-            stub, target = await self._pod_kubelet(context, "create", "exec", start.namespace, start.pod,
-                                                   start.container)
-        except StatusError as err:
-            await _abort(context, err)
-            return
-        forwarded = kubelet_pb2.ExecRequest()
-        forwarded.CopyFrom(first)
-        forwarded.start.namespace = start.namespace or "default"
-        async for response in _through(context, stub.Exec(), forwarded, request_iterator, target):
+        async for response in self._stream(context, request_iterator, "exec", check):
             yield response
 
     async def Attach(self, request_iterator: AsyncIterator[kubelet_pb2.AttachRequest],
                      context: grpc.aio.ServicerContext) -> AsyncIterator[cri_pb2.ExecResponse]:
+        async for response in self._stream(context, request_iterator, "attach", lambda start: None):
+            yield response
+
+    async def _stream(self, context: grpc.aio.ServicerContext, request_iterator: AsyncIterator[Any],
+                      subresource: str, check: Callable[[Any], None]) -> AsyncIterator[cri_pb2.ExecResponse]:
+        """pods/exec or pods/attach: the first request names the pod (and
+        is checked), the rest stream through to the kubelet's Exec or Attach."""
         first = await anext(aiter(request_iterator), None)
         try:
             if first is None or not first.HasField("start"):
-                raise bad_request("the first request of an attach must be `start`, naming the pod")
+                raise bad_request(f"the first request of an {subresource} must be `start`, naming the pod")
             start = first.start
-            stub, target = await self._pod_kubelet(context, "create", "attach", start.namespace, start.pod,
+            check(start)
+            stub, target = await self._pod_kubelet(context, "create", subresource, start.namespace, start.pod,
                                                    start.container)
         except StatusError as err:
             await _abort(context, err)
             return
-        forwarded = kubelet_pb2.AttachRequest()
+        forwarded = type(first)()
         forwarded.CopyFrom(first)
         forwarded.start.namespace = start.namespace or "default"
-        async for response in _through(context, stub.Attach(), forwarded, request_iterator, target):
+        call = stub.Exec() if subresource == "exec" else stub.Attach()
+        async for response in _through(context, call, forwarded, request_iterator, target):
             yield response
 
     # ------------------------------------------------------------ stats

@@ -155,11 +155,7 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
 
     async def Exec(self, request_iterator: AsyncIterator[kubelet_pb2.ExecRequest],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[cri_pb2.ExecResponse]:
-        first = await anext(aiter(request_iterator), None)
-        if first is None or not first.HasField("start"):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request must be `start`")
-            return
-        target = first.start
+        target = await _start(request_iterator, context)
         try:
             if not target.command:
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "command: Required value")
@@ -177,11 +173,7 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
 
     async def Attach(self, request_iterator: AsyncIterator[kubelet_pb2.AttachRequest],
                      context: grpc.aio.ServicerContext) -> AsyncIterator[cri_pb2.ExecResponse]:
-        first = await anext(aiter(request_iterator), None)
-        if first is None or not first.HasField("start"):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request must be `start`")
-            return
-        target = first.start
+        target = await _start(request_iterator, context)
         try:
             pod, name, rc = await self._running(target.namespace, target.pod, target.container)
             spec = next(c for c in [*pod.spec.containers, *pod.spec.initContainers] if c.name == name)
@@ -256,6 +248,14 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
         except (OSError, CRIError) as err:
             log.debug("node stats: %s", err)
         return summary
+
+
+async def _start(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+    """The `start` of an exec or attach: its first request (refused otherwise)."""
+    first = await anext(aiter(requests), None)
+    if first is None or not first.HasField("start"):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request must be `start`")
+    return first.start
 
 
 async def _downstream(first: Any, upstream: AsyncIterator[Any], message: type[Any]) -> AsyncIterator[Any]:

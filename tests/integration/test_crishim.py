@@ -24,7 +24,9 @@ from tests.support.crishim import (
     POD_CIDR,
     Shim,
     container_config,
+    pod_sandbox,
     require_tools,
+    run,
     sandbox_config,
     scratch_netns,
     wait_for,
@@ -46,21 +48,8 @@ def shim() -> Iterator[Shim]:
 
 @pytest.fixture
 def pod(shim: Shim, request: pytest.FixtureRequest) -> Iterator[tuple[str, cri_pb2.PodSandboxConfig]]:
-    config = sandbox_config(request.node.name.replace("_", "-")[:40].strip("-").lower(), shim.logs)
-    sandbox_id = shim.runtime.RunPodSandbox(cri_pb2.RunPodSandboxRequest(config=config)).pod_sandbox_id
-    try:
-        yield sandbox_id, config
-    finally:
-        shim.runtime.StopPodSandbox(cri_pb2.StopPodSandboxRequest(pod_sandbox_id=sandbox_id))
-        shim.runtime.RemovePodSandbox(cri_pb2.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id))
-
-
-def run(shim: Shim, pod: tuple[str, cri_pb2.PodSandboxConfig], config: cri_pb2.ContainerConfig) -> str:
-    sandbox_id, sandbox = pod
-    cid = shim.runtime.CreateContainer(cri_pb2.CreateContainerRequest(
-        pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox)).container_id
-    shim.runtime.StartContainer(cri_pb2.StartContainerRequest(container_id=cid))
-    return cid
+    with pod_sandbox(shim, request.node.name) as made:
+        yield made
 
 
 def status(shim: Shim, cid: str) -> cri_pb2.ContainerStatus:

@@ -20,8 +20,9 @@ from tests.support.crishim import (
     Attached,
     Shim,
     container_config,
+    pod_sandbox,
     require_tools,
-    sandbox_config,
+    run,
     scratch_netns,
     wait_for,
 )
@@ -46,20 +47,8 @@ def shim() -> Iterator[Shim]:
 
 @pytest.fixture
 def sandbox(shim: Shim, request: pytest.FixtureRequest) -> Iterator[tuple[str, cri_pb2.PodSandboxConfig]]:
-    config = sandbox_config(request.node.name.replace("_", "-")[:40].strip("-").lower(), shim.logs)
-    sandbox_id = shim.runtime.RunPodSandbox(cri_pb2.RunPodSandboxRequest(config=config)).pod_sandbox_id
-    try:
-        yield sandbox_id, config
-    finally:
-        shim.runtime.StopPodSandbox(cri_pb2.StopPodSandboxRequest(pod_sandbox_id=sandbox_id))
-        shim.runtime.RemovePodSandbox(cri_pb2.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id))
-
-
-def run(shim: Shim, sandbox: tuple[str, cri_pb2.PodSandboxConfig], config: cri_pb2.ContainerConfig) -> str:
-    cid = shim.runtime.CreateContainer(cri_pb2.CreateContainerRequest(
-        pod_sandbox_id=sandbox[0], config=config, sandbox_config=sandbox[1])).container_id
-    shim.runtime.StartContainer(cri_pb2.StartContainerRequest(container_id=cid))
-    return cid
+    with pod_sandbox(shim, request.node.name) as made:
+        yield made
 
 
 def test_stdin_once_closes_the_containers_stdin_after_the_first_session(

@@ -248,6 +248,27 @@ def sandbox_config(name: str, log_dir: Path, **kwargs: object) -> cri_pb2.PodSan
     return config
 
 
+@contextlib.contextmanager
+def pod_sandbox(shim: Shim, test_name: str) -> Iterator[tuple[str, cri_pb2.PodSandboxConfig]]:
+    """A sandbox named after the test, stopped and removed afterwards: (id, config)."""
+    config = sandbox_config(test_name.replace("_", "-")[:40].strip("-").lower(), shim.logs)
+    sandbox_id = shim.runtime.RunPodSandbox(cri_pb2.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    try:
+        yield sandbox_id, config
+    finally:
+        shim.runtime.StopPodSandbox(cri_pb2.StopPodSandboxRequest(pod_sandbox_id=sandbox_id))
+        shim.runtime.RemovePodSandbox(cri_pb2.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id))
+
+
+def run(shim: Shim, pod: tuple[str, cri_pb2.PodSandboxConfig], config: cri_pb2.ContainerConfig) -> str:
+    """Create and start a container in the sandbox; its id."""
+    sandbox_id, sandbox = pod
+    cid = shim.runtime.CreateContainer(cri_pb2.CreateContainerRequest(
+        pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox)).container_id
+    shim.runtime.StartContainer(cri_pb2.StartContainerRequest(container_id=cid))
+    return cid
+
+
 def container_config(name: str, command: list[str], **kwargs: object) -> cri_pb2.ContainerConfig:
     return cri_pb2.ContainerConfig(metadata=cri_pb2.ContainerMetadata(name=name),
                                    image=cri_pb2.ImageSpec(image=BUSYBOX), command=command,
