@@ -7,8 +7,9 @@ portmap) and skopeo. The kubelet never calls runc or CNI itself.
 
 Everything the shim knows lives on disk (JSON per sandbox and container
 under --root, runc's own state under --state-dir), and each container has a
-small detached monitor process that copies its output into the CRI log file
-and records its exit status; so a shim that crashes or restarts loses
+small detached monitor process that copies its output into the CRI log file,
+holds its stdin and terminal for attach, and records its exit status; so a
+shim that crashes or restarts loses
 nothing, and running containers keep running.
 
 This module stays import-light on purpose: the per-container monitor runs

@@ -10,7 +10,7 @@ Public surface:
   informer feeding many agents);
 * the runtime seam: `Runtime` (the protocol), `RemoteRuntime` (the shim's
   gRPC client), `HollowRuntime` + `ContainerScript` (in memory), `CRIError`;
-* `KubeletServer`: the gRPC service on --port (logs, exec, stats summary).
+* `KubeletServer`: the gRPC service on --port (logs, exec, attach, stats summary).
 """
 
 from ._app import NodeAgent, PodDispatcher
