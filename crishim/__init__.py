@@ -9,8 +9,8 @@ Everything the shim knows lives on disk (JSON per sandbox and container
 under --root, runc's own state under --state-dir), and each container has a
 small detached monitor process that copies its output into the CRI log file,
 holds its stdin and terminal for attach, and records its exit status; so a
-shim that crashes or restarts loses
-nothing, and running containers keep running.
+shim that crashes or restarts loses nothing, and running containers keep
+running.
 
 This module stays import-light on purpose: the per-container monitor runs
 as a plain script and must not pull in gRPC.
