@@ -27,21 +27,22 @@ gone its Endpoints go too; at start every Endpoints object is checked once,
 which removes those whose Service was deleted while the controller was not
 running.
 
-The pod helpers here (`pod_ready`, `serves_endpoints`, `find_port`,
-`endpoint_hostname`) are shared with the EndpointSlice controller, which
+The pod helpers here (`serves_endpoints`, `find_port`, `endpoint_hostname`,
+`watch_pods_of_services`) are shared with the EndpointSlice controller, which
 follows the same rules.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
 
 from api import StatusError, selector_from_map, value_of
-from client import DeletedFinalStateUnknown, split_key
+from client import Informer, Lister, split_key
 from proto import core_pb2
 
 from ._controller import Controller, ControllerContext
+from ._podutil import is_pod_ready, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +58,6 @@ Service = core_pb2.Service
 
 
 # ------------------------------------------------------------------ pod helpers (shared with endpointslice)
-
-
-def unwrap(obj: Any) -> Any:
-    """The object of an informer delete, tombstone or not."""
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-
-
-def pod_ready(pod: Pod) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
 
 
 def serves_endpoints(pod: Pod, include_terminating: bool) -> bool:
@@ -120,6 +112,21 @@ def services_for_pod(services: list[Service], pod: Pod) -> list[Service]:
     return [s for s in services if s.spec.selector and selector_from_map(s.spec.selector).matches(labels)]
 
 
+def watch_pods_of_services(pods: Informer[Pod], services: Lister[Service], enqueue: Callable[[Service], None]) -> None:
+    """Enqueue every Service selecting a pod when the pod comes, changes
+    (selected by its old labels too) or goes."""
+    def changed(pod: Pod) -> None:
+        for svc in services_for_pod(services.list(pod.metadata.namespace), pod):
+            enqueue(svc)
+
+    def updated(old: Pod, new: Pod) -> None:
+        changed(new)
+        if old.metadata.labels != new.metadata.labels:
+            changed(old)
+
+    pods.add_event_handler(on_add=changed, on_update=updated, on_delete=lambda pod: changed(unwrap(pod)))
+
+
 # ------------------------------------------------------------------ subsets
 
 
@@ -142,7 +149,7 @@ def desired_subsets(svc: Service, pods: list[Pod]) -> list[core_pb2.EndpointSubs
         hostname = endpoint_hostname(pod, svc)
         if hostname:
             address.hostname = hostname
-        ready = publish or pod_ready(pod)
+        ready = publish or is_pod_ready(pod)
         ports: list[core_pb2.EndpointPort] = []
         for sp in svc.spec.ports:
             number = find_port(pod, sp)
@@ -203,18 +210,8 @@ class EndpointsController(Controller):
         self.endpoints = endpoints.lister()
         services.add_event_handler(on_add=self.enqueue, on_update=lambda _old, new: self.enqueue(new),
                                    on_delete=self.enqueue)
-        pods.add_event_handler(on_add=self._pod_changed, on_update=self._pod_updated,
-                               on_delete=lambda pod: self._pod_changed(unwrap(pod)))
+        watch_pods_of_services(pods, self.services, self.enqueue)
         endpoints.add_event_handler(on_delete=self.enqueue)
-
-    def _pod_changed(self, pod: Pod) -> None:
-        for svc in services_for_pod(self.services.list(pod.metadata.namespace), pod):
-            self.enqueue(svc)
-
-    def _pod_updated(self, old: Pod, new: Pod) -> None:
-        self._pod_changed(new)
-        if old.metadata.labels != new.metadata.labels:
-            self._pod_changed(old)
 
     async def run(self, workers: int) -> None:
         # Endpoints whose Service went away while nobody was watching.

@@ -45,16 +45,15 @@ from client import split_key
 from proto import core_pb2, discovery_pb2, meta_pb2
 
 from ._controller import Controller, ControllerContext
+from ._podutil import is_pod_ready, unwrap
 from .endpoints import (
     HEADLESS_LABEL,
     endpoint_hostname,
     find_port,
     is_headless,
-    pod_ready,
     pod_reference,
     serves_endpoints,
-    services_for_pod,
-    unwrap,
+    watch_pods_of_services,
 )
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -122,7 +121,7 @@ def desired_endpoints(svc: Service, pods: list[Pod]) -> dict[tuple[str, PortKey]
             continue
         ports.sort(key=lambda p: (p.name, p.protocol, p.port))
         terminating = bool(pod.metadata.deletionTimestamp)
-        serving = publish or pod_ready(pod)
+        serving = publish or is_pod_ready(pod)
         ready = publish or (serving and not terminating)
         hostname = endpoint_hostname(pod, svc)
         for family in families:
@@ -158,8 +157,7 @@ class EndpointSliceController(Controller):
         self._expected: dict[str, dict[str, int | None]] = {}
         services.add_event_handler(on_add=self.enqueue, on_update=lambda _old, new: self.enqueue(new),
                                    on_delete=self.enqueue)
-        pods.add_event_handler(on_add=self._pod_changed, on_update=self._pod_updated,
-                               on_delete=lambda pod: self._pod_changed(unwrap(pod)))
+        watch_pods_of_services(pods, self.services, self.enqueue)
         slices.add_event_handler(on_add=self._slice_changed, on_update=lambda _old, new: self._slice_changed(new),
                                  on_delete=self._slice_deleted)
 
@@ -169,15 +167,6 @@ class EndpointSliceController(Controller):
                             help="the most endpoints an EndpointSlice holds (default %(default)s)")
 
     # ------------------------------------------------------------ handlers
-
-    def _pod_changed(self, pod: Pod) -> None:
-        for svc in services_for_pod(self.services.list(pod.metadata.namespace), pod):
-            self.enqueue(svc)
-
-    def _pod_updated(self, old: Pod, new: Pod) -> None:
-        self._pod_changed(new)
-        if old.metadata.labels != new.metadata.labels:
-            self._pod_changed(old)
 
     @staticmethod
     def _service_key(es: EndpointSlice) -> str | None:

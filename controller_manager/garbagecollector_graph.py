@@ -36,7 +36,7 @@ from client import Lister, object_key, split_key
 from proto import meta_pb2
 
 from ._controller import Controller, ControllerContext
-from .endpoints import unwrap
+from ._podutil import unwrap
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"

@@ -65,7 +65,7 @@ from ._owner import (
     recheck_owner,
     resolve_controller_ref,
 )
-from ._podutil import is_pod_active, is_pod_available, is_pod_ready, ready_since
+from ._podutil import is_pod_active, is_pod_available, is_pod_ready, ready_since, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class ReplicaSetLikeController(Controller):
                 self.enqueue(owner)
 
     def _pod_deleted(self, obj: Pod | DeletedFinalStateUnknown[Pod]) -> None:
-        pod = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        pod = unwrap(obj)
         owner = self._owner_of(pod)
         if owner is None:
             return

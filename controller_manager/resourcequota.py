@@ -39,7 +39,7 @@ from client import Lister, split_key
 from proto import core_pb2, meta_pb2
 
 from ._controller import Controller, ControllerContext
-from .endpoints import unwrap
+from ._podutil import unwrap
 
 ResourceQuota = core_pb2.ResourceQuota
 Pod = core_pb2.Pod

@@ -30,7 +30,7 @@ from client import DeletedFinalStateUnknown, split_key
 from proto import core_pb2
 
 from ._controller import Controller, ControllerContext
-from .endpoints import unwrap
+from ._podutil import unwrap
 
 log = logging.getLogger(__name__)
 

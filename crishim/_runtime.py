@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _cni, _monitor
 from ._errors import FailedPrecondition, NotFound, RuntimeFailure
@@ -31,6 +31,7 @@ from ._stats import UNIFIED
 from ._store import ContainerRecord, SandboxRecord, Store
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 MONITOR = Path(_monitor.__file__).resolve()
 
 
@@ -167,22 +168,10 @@ class Runtime:
     # ------------------------------------------------------------ container state
 
     def find_container(self, container_id: str) -> ContainerRecord:
-        rec = self.store.containers.get(container_id)
-        if rec is None and container_id:
-            matches = [r for cid, r in self.store.containers.items() if cid.startswith(container_id)]
-            rec = matches[0] if len(matches) == 1 else None
-        if rec is None:
-            raise NotFound(f'container "{container_id}" not found')
-        return rec
+        return _find(self.store.containers, container_id, "container")
 
     def find_sandbox(self, sandbox_id: str) -> SandboxRecord:
-        rec = self.store.sandboxes.get(sandbox_id)
-        if rec is None and sandbox_id:
-            matches = [r for sid, r in self.store.sandboxes.items() if sid.startswith(sandbox_id)]
-            rec = matches[0] if len(matches) == 1 else None
-        if rec is None:
-            raise NotFound(f'pod sandbox "{sandbox_id}" not found')
-        return rec
+        return _find(self.store.sandboxes, sandbox_id, "pod sandbox")
 
     async def container_state(self, rec: ContainerRecord) -> tuple[str, dict[str, Any] | None]:
         """("created" | "running" | "exited", exit status). A container whose
@@ -242,6 +231,17 @@ class Runtime:
     def check_sandbox_ready(self, sandbox: SandboxRecord) -> None:
         if not sandbox.ready:
             raise FailedPrecondition(f'pod sandbox "{sandbox.id}" is not ready (stopped): create a new one')
+
+
+def _find(records: dict[str, R], wanted: str, what: str) -> R:
+    """The record with this id, or the only one whose id starts with it."""
+    rec = records.get(wanted)
+    if rec is None and wanted:
+        matches = [r for rid, r in records.items() if rid.startswith(wanted)]
+        rec = matches[0] if len(matches) == 1 else None
+    if rec is None:
+        raise NotFound(f'{what} "{wanted}" not found')
+    return rec
 
 
 def _read_exit(bundle: Path) -> dict[str, Any] | None:

@@ -224,28 +224,29 @@ class SchedulingQueue:
     def add_unschedulable(self, qpi: QueuedPodInfo, cycle: int) -> None:
         """A pod no node could take: wait for an event (or backoff, if one
         came while it was being scheduled, or no plugin said why)."""
-        uid = qpi.uid
-        self._in_flight.pop(uid, None)
-        if uid in self._deleted_in_flight or self._find(uid) is not None:
-            self._deleted_in_flight.discard(uid)
+        if not self._back_from_attempt(qpi):
             return
-        qpi.timestamp = self.clock.monotonic()
-        qpi.backoff_expiry = qpi.timestamp + self.backoff_duration(qpi.attempts)
         if qpi.unschedulable_plugins and self.move_request_cycle < cycle:
-            self._unschedulable[uid] = qpi
+            self._unschedulable[qpi.uid] = qpi
         else:
             self._push_backoff(qpi)
 
     def add_backoff(self, qpi: QueuedPodInfo) -> None:
         """A pod whose attempt failed for another reason (an error, a failed bind)."""
+        if self._back_from_attempt(qpi):
+            self._push_backoff(qpi)
+
+    def _back_from_attempt(self, qpi: QueuedPodInfo) -> bool:
+        """Take a pod back from its scheduling attempt, its backoff started;
+        False if it was deleted or added anew meanwhile (nothing to queue)."""
         uid = qpi.uid
         self._in_flight.pop(uid, None)
         if uid in self._deleted_in_flight or self._find(uid) is not None:
             self._deleted_in_flight.discard(uid)
-            return
+            return False
         qpi.timestamp = self.clock.monotonic()
         qpi.backoff_expiry = qpi.timestamp + self.backoff_duration(qpi.attempts)
-        self._push_backoff(qpi)
+        return True
 
     def backoff_duration(self, attempts: int) -> float:
         duration = self.initial_backoff

@@ -31,6 +31,7 @@ from proto import apps_pb2, core_pb2
 from .._controller import Controller, ControllerContext
 from .._expectations import OwnWrites
 from .._owner import add_controller_uid_index, controller_ref, resolve_controller_ref
+from .._podutil import unwrap
 from . import progress, recreate, rollback, rolling, sync
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ class DeploymentController(Controller):
     def _pod_deleted(self, obj: core_pb2.Pod | DeletedFinalStateUnknown[core_pb2.Pod]) -> None:
         # Only Recreate waits for pods: its new ReplicaSet starts when the
         # last old pod is gone.
-        pod = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        pod = unwrap(obj)
         rs = resolve_controller_ref(self.replica_sets, self.rs_kind, pod.metadata.namespace, controller_ref(pod))
         d = self._deployment_for(rs) if rs is not None else None
         if d is not None and d.spec.strategy.type == "Recreate":

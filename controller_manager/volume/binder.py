@@ -48,7 +48,7 @@ from client import split_key
 from proto import core_pb2, storage_pb2
 
 from .._controller import Controller, ControllerContext
-from ..endpoints import unwrap
+from .._podutil import unwrap
 from .provisioner import DEFAULT_CLASS_ANNOTATION, DEFAULT_DIR, HostPathProvisioner, default_storage_class
 
 log = logging.getLogger(__name__)
