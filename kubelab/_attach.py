@@ -74,7 +74,10 @@ class Terminal:
 
 
 def container_spec(pod: core_pb2.Pod, name: str) -> Any:
-    return next(c for c in [*pod.spec.containers, *pod.spec.initContainers] if c.name == name)
+    for c in [*pod.spec.containers, *pod.spec.initContainers]:
+        if c.name == name:
+            return c
+    raise CLIError(f"container {name} is not valid for pod {pod.metadata.name}")
 
 
 async def wait_for_pod(cs: Clientset, pod: core_pb2.Pod, done: Any, timeout: float) -> core_pb2.Pod:

@@ -448,6 +448,8 @@ def test_attach_reaches_the_containers_own_process(node: Node) -> None:
         watching.kill()
         watching.wait()
 
+    wrong = node.cli("attach", "ticker", "-c", "nope")
+    assert wrong.exit_code == 1 and "error: container nope is not valid for pod ticker" in wrong.output, wrong.output
     no_stdin = node.cli("attach", "-i", "shell", "-c", "main")
     assert no_stdin.exit_code == 1
     assert 'container "main" in pod "shell" does not keep stdin open' in no_stdin.output
