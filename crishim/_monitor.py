@@ -235,6 +235,7 @@ class Monitor:
         self.args = args
         self.log = LogWriter(Path(args.log_path), args.log_max_size, args.log_max_files)
         self.streams = streams
+        self.pty = next(iter(streams)) if args.tty else -1   # the master: output, input and size
         self.stdin_fd = stdin_fd
         self.stdin_pending = bytearray()
         self.stdin_eof = False            # close the pipe once stdin_pending is written
@@ -297,7 +298,7 @@ class Monitor:
         if not data:
             del self.streams[fd]
             self._forget(fd)
-            if fd != self.stdin_fd:
+            if fd != self.pty:   # the pty stays open: stdin and resizes still name it
                 os.close(fd)
             return False
         stream = self.streams[fd]
@@ -362,11 +363,10 @@ class Monitor:
             self._update(self.stdin_fd)
         elif kind == CLOSE_STDIN and client.stdin:
             self._input_done(client)
-        elif kind == RESIZE and self.args.tty and len(payload) == 4:
+        elif kind == RESIZE and self.pty >= 0 and len(payload) == 4:
             width, height = struct.unpack(">HH", payload)
             with contextlib.suppress(OSError):
-                fcntl.ioctl(self.stdin_fd if self.stdin_fd >= 0 else next(iter(self.streams), -1),
-                            termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+                fcntl.ioctl(self.pty, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
     def _input_done(self, client: Client) -> None:
         """A client's input ended: with stdin_once the container's stdin ends too."""
@@ -381,7 +381,7 @@ class Monitor:
         input on a terminal."""
         if self.stdin_fd < 0:
             return
-        if self.args.tty:
+        if self.pty >= 0:
             self.stdin_pending += b"\x04"
         else:
             self.stdin_eof = True

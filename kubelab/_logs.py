@@ -49,12 +49,16 @@ _SELECTING = ("deployments.apps", "replicasets.apps", "statefulsets.apps", "daem
 # ---------------------------------------------------------------- picking a pod
 
 
+def pod_ready(pod: core_pb2.Pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+
+
 def logging_order(pod: core_pb2.Pod) -> tuple[Any, ...]:
     """kubectl's ByLogging order (first is best): scheduled before not,
     Running before Unknown before Pending, ready before not, more restarts
     first, then the oldest, then by name."""
     phase = {"Running": 0, "Unknown": 1, "Pending": 2}.get(pod.status.phase, 3)
-    ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+    ready = pod_ready(pod)
     restarts = max((c.restartCount for c in pod.status.containerStatuses), default=0)
     return (not pod.spec.nodeName, phase, not ready, -restarts, pod.metadata.creationTimestamp, pod.metadata.name)
 

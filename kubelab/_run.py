@@ -184,10 +184,10 @@ def run_attached(session: Session, pod: Any, *, stdin: bool, tty: bool, rm: bool
     from proto import core_pb2
 
     from ._attach import COMPLETED, Terminal, attach_session, reattach_message, wait_for_pod
+    from ._logs import pod_ready
 
     def ready_or_done(p: Any) -> bool:
-        return p.status.phase in COMPLETED or (p.status.phase == "Running" and any(
-            c.type == "Ready" and c.status == "True" for c in p.status.conditions))
+        return p.status.phase in COMPLETED or (p.status.phase == "Running" and pod_ready(p))
 
     name = pod.metadata.name
     terminal = Terminal.choose(stdin, tty, tty, name, quiet)
